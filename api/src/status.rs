@@ -1,0 +1,203 @@
+//! Session state as the speaker reports it.
+
+use std::{fmt, time::SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::Family;
+
+/// RFC 4271 §8.2.2 session states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum SessionState {
+    Idle,
+    Connect,
+    Active,
+    OpenSent,
+    OpenConfirm,
+    Established,
+}
+
+impl SessionState {
+    pub const ALL: [SessionState; 6] = [
+        SessionState::Idle,
+        SessionState::Connect,
+        SessionState::Active,
+        SessionState::OpenSent,
+        SessionState::OpenConfirm,
+        SessionState::Established,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SessionState::Idle => "Idle",
+            SessionState::Connect => "Connect",
+            SessionState::Active => "Active",
+            SessionState::OpenSent => "OpenSent",
+            SessionState::OpenConfirm => "OpenConfirm",
+            SessionState::Established => "Established",
+        }
+    }
+}
+
+impl fmt::Display for SessionState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a session left Established or never got there (GoBGP's `fsmStateReason`).
+///
+/// Every transition to Idle carries one. It goes to the log, to `lastDownReason` in the
+/// intent status, and (via [`DownReason::label`], a bounded set) to a metric label.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DownReason {
+    /// Our side stopped the session on purpose (intent deleted, peer removed).
+    AdminShutdown,
+    /// The intent changed something that cannot change under a running session.
+    ConfigChanged {
+        what: String,
+    },
+    /// TCP connect failed with an error (refused, unreachable, ...).
+    ConnectFailed {
+        error: String,
+    },
+    /// TCP connect or the peer's OPEN never came: the usual sign of an MD5 or TTL mismatch.
+    NoAnswer,
+    /// The peer closed the TCP connection without a NOTIFICATION.
+    ConnectionClosed,
+    /// A socket error on an open connection.
+    TransportError {
+        error: String,
+    },
+    HoldTimerExpired,
+    /// The peer sent a NOTIFICATION.
+    NotificationReceived {
+        code: u8,
+        subcode: u8,
+        message: String,
+    },
+    /// We sent a NOTIFICATION because of an error on the peer's side.
+    NotificationSent {
+        code: u8,
+        subcode: u8,
+        message: String,
+    },
+    /// Lost a connection collision (RFC 4271 §6.8); the other connection lives on.
+    Collision,
+    /// The process is restarting; no Cease was sent so peers keep our routes (RFC 4724).
+    Restarting,
+}
+
+impl DownReason {
+    /// A short, bounded label for metrics.
+    pub const fn label(&self) -> &'static str {
+        match self {
+            DownReason::AdminShutdown => "admin_shutdown",
+            DownReason::ConfigChanged { .. } => "config_changed",
+            DownReason::ConnectFailed { .. } => "connect_failed",
+            DownReason::NoAnswer => "no_answer",
+            DownReason::ConnectionClosed => "connection_closed",
+            DownReason::TransportError { .. } => "transport_error",
+            DownReason::HoldTimerExpired => "hold_timer_expired",
+            DownReason::NotificationReceived { .. } => "notification_received",
+            DownReason::NotificationSent { .. } => "notification_sent",
+            DownReason::Collision => "collision",
+            DownReason::Restarting => "restarting",
+        }
+    }
+}
+
+impl fmt::Display for DownReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DownReason::AdminShutdown => f.write_str("administrative shutdown"),
+            DownReason::ConfigChanged { what } => write!(f, "configuration changed: {what}"),
+            DownReason::ConnectFailed { error } => write!(f, "connect failed: {error}"),
+            DownReason::NoAnswer => f.write_str("no answer (MD5 or TTL mismatch?)"),
+            DownReason::ConnectionClosed => f.write_str("peer closed the connection"),
+            DownReason::TransportError { error } => write!(f, "transport error: {error}"),
+            DownReason::HoldTimerExpired => f.write_str("hold timer expired"),
+            DownReason::NotificationReceived {
+                code,
+                subcode,
+                message,
+            } => {
+                write!(f, "NOTIFICATION received: {code}/{subcode}")?;
+                if !message.is_empty() {
+                    write!(f, " ({message})")?;
+                }
+                Ok(())
+            }
+            DownReason::NotificationSent {
+                code,
+                subcode,
+                message,
+            } => {
+                write!(f, "NOTIFICATION sent: {code}/{subcode}")?;
+                if !message.is_empty() {
+                    write!(f, " ({message})")?;
+                }
+                Ok(())
+            }
+            DownReason::Collision => f.write_str("connection collision"),
+            DownReason::Restarting => f.write_str("speaker restarting (graceful restart)"),
+        }
+    }
+}
+
+/// Prefixes sent to one peer, per family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PrefixCounts {
+    pub ipv4: u32,
+    pub ipv6: u32,
+}
+
+impl PrefixCounts {
+    pub fn get(&self, family: Family) -> u32 {
+        match family {
+            Family::Ipv4 => self.ipv4,
+            Family::Ipv6 => self.ipv6,
+        }
+    }
+
+    pub fn set(&mut self, family: Family, n: u32) {
+        match family {
+            Family::Ipv4 => self.ipv4 = n,
+            Family::Ipv6 => self.ipv6 = n,
+        }
+    }
+}
+
+/// What the speaker reports about one session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerStatus {
+    pub state: SessionState,
+    /// When `state` was entered.
+    pub since: SystemTime,
+    pub last_down_reason: Option<DownReason>,
+    pub prefixes_sent: PrefixCounts,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_answer_hints_md5() {
+        assert_eq!(
+            DownReason::NoAnswer.to_string(),
+            "no answer (MD5 or TTL mismatch?)"
+        );
+    }
+
+    #[test]
+    fn notification_display() {
+        let r = DownReason::NotificationReceived {
+            code: 6,
+            subcode: 2,
+            message: "bye".into(),
+        };
+        assert_eq!(r.to_string(), "NOTIFICATION received: 6/2 (bye)");
+        assert_eq!(r.label(), "notification_received");
+    }
+}

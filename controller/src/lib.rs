@@ -1,0 +1,1 @@
+//! The bgp-intent controller: cluster snapshot in, one `BGPNodeIntent` per Node out.

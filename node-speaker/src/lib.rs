@@ -1,0 +1,1 @@
+//! The bgp-intent node speaker: one Node's intent in, BGP sessions out.
