@@ -1,1 +1,26 @@
-fn main() {}
+//! Writes the CRD YAML files of bgp-intent.
+//!
+//! `crdgen` writes into `crd/` (next to this crate's manifest); `crdgen DIR` into DIR;
+//! `crdgen -` prints all of them to stdout as one multi-document stream.
+
+use std::{io::Write, path::PathBuf};
+
+fn main() -> std::io::Result<()> {
+    let target = std::env::args().nth(1);
+    if target.as_deref() == Some("-") {
+        let mut out = std::io::stdout().lock();
+        for (_, crd) in bgpintent_crd::crds() {
+            writeln!(out, "---\n{}", bgpintent_crd::to_yaml(&crd))?;
+        }
+        return Ok(());
+    }
+    let dir = target
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    for (file, crd) in bgpintent_crd::crds() {
+        let path = dir.join(file);
+        std::fs::write(&path, bgpintent_crd::to_yaml(&crd))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
