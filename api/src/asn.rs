@@ -59,7 +59,7 @@ impl TryFrom<u32> for Asn {
     type Error = InvalidAsn;
 
     fn try_from(value: u32) -> Result<Self, Self::Error> {
-        if value < Self::MIN || value > Self::MAX || value == u32::from(Self::AS_TRANS) {
+        if !(Self::MIN..=Self::MAX).contains(&value) || value == u32::from(Self::AS_TRANS) {
             Err(InvalidAsn(value))
         } else {
             Ok(Self(value))

@@ -88,6 +88,8 @@ impl Prefix {
         self.0.addr()
     }
 
+    /// The prefix length (`24` in `10.0.1.0/24`); a prefix is never "empty".
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(self) -> u8 {
         self.0.prefix_len()
     }

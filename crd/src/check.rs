@@ -63,11 +63,18 @@ pub fn structural_problems(crd: &CustomResourceDefinition) -> Vec<String> {
     if crd.spec.versions.len() != 1 {
         problems.push("expected exactly one version".to_owned());
     }
-    let schema = schema_of(crd);
+    problems.extend(schema_problems(&schema_of(crd)));
+    problems
+}
+
+/// The structural-schema rules, list-map rules, default validity, known formats and CEL
+/// compilation and cost, applied to one `openAPIV3Schema`.
+pub fn schema_problems(schema: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
     if schema.get("type").and_then(Value::as_str) != Some("object") {
         problems.push("openAPIV3Schema: root type must be object".to_owned());
     }
-    walk_structural(&schema, "openAPIV3Schema", false, &mut problems);
+    walk_structural(schema, "openAPIV3Schema", false, &mut problems);
     if let Some(Value::Object(meta)) = schema.pointer("/properties/metadata/properties") {
         for key in meta.keys().filter(|k| *k != "name" && *k != "generateName") {
             problems.push(format!(
@@ -75,11 +82,11 @@ pub fn structural_problems(crd: &CustomResourceDefinition) -> Vec<String> {
             ));
         }
     }
-    let compiled = kube_cel::compile_schema(&schema);
+    let compiled = kube_cel::compile_schema(schema);
     for error in compiled_errors(&compiled) {
         problems.push(format!("CEL rule does not compile: {error}"));
     }
-    for (path, rule) in cel_rules(&schema, "openAPIV3Schema") {
+    for (path, rule) in cel_rules(schema, "openAPIV3Schema") {
         for warning in kube_cel::estimate_rule_cost(&rule, &compiled) {
             problems.push(format!("{path}: CEL rule {rule:?}: {}", warning.message));
         }

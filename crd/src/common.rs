@@ -13,7 +13,7 @@ pub struct Confederation {
     ]))]
     pub identifier: i64,
     /// AS numbers of the other members of the confederation.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(rename = "memberASNs", default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64), inner(range(min = 1, max = 4294967294_i64)))]
     pub member_asns: Vec<i64>,
 }
