@@ -8,7 +8,7 @@
 //!   rules (evaluated by `kube-cel`, which implements the Kubernetes CEL libraries including
 //!   `isIP`/`isCIDR`). Messages follow the apiserver's `path: Invalid value: ...` form.
 //!
-//! Fidelity gaps (also listed in docs/api.md): CEL cost is estimated by kube-cel's
+//! Fidelity gaps: CEL cost is estimated by kube-cel's
 //! heuristic, not the apiserver's cost model; transition rules (`oldSelf`) are not exercised
 //! (we have none); `metadata` is only checked for presence of a name.
 

@@ -60,9 +60,12 @@ pub enum SourceKind {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyReference {
+    /// The BGPPolicy's name.
     #[schemars(length(max = 253))]
     pub name: String,
+    /// Its uid.
     #[schemars(length(max = 64))]
     pub uid: String,
+    /// The `metadata.generation` the intent was computed from.
     pub generation: i64,
 }

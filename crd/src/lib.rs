@@ -17,6 +17,7 @@ pub mod conditions;
 pub mod convert;
 pub mod node_intent;
 pub mod policy;
+pub mod reference;
 pub mod schema;
 
 use kube::CustomResourceExt;

@@ -37,9 +37,11 @@ pub struct BGPNodeIntentSpec {
     #[serde(rename = "routerID")]
     #[schemars(schema_with = "crate::schema::ipv4")]
     pub router_id: String,
+    /// AS number of this Node's BGP process.
     #[serde(rename = "localASN")]
     #[schemars(range(min = 1, max = 4294967294_i64))]
     pub local_asn: i64,
+    /// Port the speaker listens on.
     #[schemars(range(min = 1, max = 65535))]
     pub listen_port: i32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -64,9 +66,11 @@ pub struct BGPNodeIntentSpec {
 /// Next hops per family.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 pub struct NextHops {
+    /// NEXT_HOP of IPv4 announcements; absent: IPv4 prefixes are not announced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::schema::ipv4")]
     pub ipv4: Option<String>,
+    /// MP_REACH next hop of IPv6 announcements; absent: IPv6 prefixes are not announced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::schema::ipv6")]
     pub ipv6: Option<String>,
@@ -76,25 +80,34 @@ pub struct NextHops {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PeerSpec {
+    /// The peer's address.
     #[schemars(schema_with = "crate::schema::ip")]
     pub address: String,
+    /// The peer's AS number.
     #[schemars(range(min = 1, max = 4294967294_i64))]
     pub asn: i64,
+    /// The peer's TCP port.
     #[schemars(range(min = 1, max = 65535))]
     pub port: i32,
     /// Local address active connections are bound to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::schema::ip")]
     pub local_address: Option<String>,
+    /// Outgoing TTL, or with `ttlSecurity` the hops the peer may be away.
     #[serde(rename = "multihopTTL")]
     #[schemars(range(min = 1, max = 255))]
     pub multihop_ttl: i32,
+    /// GTSM (RFC 5082): send TTL 255, accept only TTL >= 256 - multihopTTL.
     pub ttl_security: bool,
+    /// Listen only.
     pub passive: bool,
+    /// Proposed hold time; 0 = no keepalives.
     #[schemars(range(min = 0, max = 65535))]
     pub hold_time_seconds: i32,
+    /// Seconds between KEEPALIVEs (further capped to a third of the negotiated hold time).
     #[schemars(range(min = 0, max = 65535))]
     pub keepalive_time_seconds: i32,
+    /// Base connect-retry interval; jittered, backed off on repeated failures.
     #[schemars(range(min = 1, max = 65535))]
     pub connect_retry_seconds: i32,
     pub graceful_restart: GracefulRestartSpec,
@@ -110,9 +123,12 @@ pub struct PeerSpec {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GracefulRestartSpec {
+    /// Advertise the graceful-restart capability (RFC 4724).
     pub enabled: bool,
+    /// How long the peer keeps our routes after the session drops.
     #[schemars(range(min = 1, max = 3600))]
     pub restart_time_seconds: i32,
+    /// Selection deferral time after a restart.
     #[schemars(range(min = 1, max = 3600))]
     pub deferral_time_seconds: i32,
     /// RFC 8538 N-bit.
@@ -130,8 +146,10 @@ pub enum FamilyName {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PasswordRef {
+    /// Name of the Secret, in the speaker's namespace.
     #[schemars(length(max = 253))]
     pub secret_name: String,
+    /// Key of the password in the Secret.
     #[schemars(length(max = 253))]
     pub key: String,
     /// Changes whenever the value changes; a keyed digest that reveals nothing about it.
@@ -146,6 +164,7 @@ pub struct BGPNodeIntentStatus {
     /// The spec generation the speaker runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// One entry per session of the spec.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 256))]
     pub peers: Vec<PeerStatus>,
@@ -165,14 +184,17 @@ pub struct BGPNodeIntentStatus {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PeerStatus {
+    /// The peer's address.
     #[schemars(schema_with = "crate::schema::ip")]
     pub address: String,
+    /// The peer's AS number.
     #[schemars(range(min = 1, max = 4294967294_i64))]
     pub asn: i64,
     pub state: SessionStateName,
     /// When `state` was entered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<Time>,
+    /// Why the session last left Established or failed to reach it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 512))]
     pub last_down_reason: Option<String>,
@@ -194,8 +216,10 @@ pub enum SessionStateName {
 /// Prefixes sent per family.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub struct PrefixCounts {
+    /// IPv4 prefixes.
     #[serde(default)]
     pub ipv4: i64,
+    /// IPv6 prefixes.
     #[serde(default)]
     pub ipv6: i64,
 }

@@ -82,6 +82,8 @@ pub struct Advertisements {
 #[serde(rename_all = "camelCase")]
 pub struct ServiceAdvertisement {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Which Service IPs: `ClusterIP` (`spec.clusterIPs`), `ExternalIP` (`spec.externalIPs`),
+    /// `LoadBalancerIP` (`status.loadBalancer.ingress[].ip`).
     #[schemars(length(max = 3))]
     pub ip_types: Vec<ServiceIpType>,
 }
@@ -181,14 +183,18 @@ pub struct BGPPeer {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Bfd {
+    /// Whether Antrea would run BFD for this peer.
     pub enabled: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Milliseconds (Antrea's meaning; not used).
     #[schemars(range(min = 10, max = 60000))]
     pub min_transmit_interval: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Milliseconds (Antrea's meaning; not used).
     #[schemars(range(min = 10, max = 60000))]
     pub min_receive_interval: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Missed packets before down (Antrea's meaning; not used).
     #[schemars(range(min = 2, max = 255))]
     pub multiplier: Option<i32>,
 }
@@ -218,8 +224,10 @@ pub struct BGPPolicyStatus {
 /// Session counts.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub struct PeerCounts {
+    /// Sessions in Established.
     #[serde(default)]
     pub established: i32,
+    /// All sessions of the owned Nodes.
     #[serde(default)]
     pub total: i32,
 }

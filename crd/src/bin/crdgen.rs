@@ -1,6 +1,7 @@
 //! Writes the CRD YAML files of bgp-intent.
 //!
-//! `crdgen` writes into `crd/` (next to this crate's manifest); `crdgen DIR` into DIR;
+//! `crdgen` writes into `crd/` (next to this crate's manifest) and the API reference into
+//! `docs/api-reference.md`; `crdgen DIR` writes into DIR and DIR/../docs;
 //! `crdgen -` prints all of them to stdout as one multi-document stream.
 
 use std::{io::Write, path::PathBuf};
@@ -22,5 +23,8 @@ fn main() -> std::io::Result<()> {
         std::fs::write(&path, bgpintent_crd::to_yaml(&crd))?;
         eprintln!("wrote {}", path.display());
     }
+    let reference = dir.join("../docs/api-reference.md");
+    std::fs::write(&reference, bgpintent_crd::reference::api_reference())?;
+    eprintln!("wrote {}", reference.display());
     Ok(())
 }
