@@ -88,6 +88,13 @@ pub struct GracefulRestart {
     pub notification: bool,
 }
 
+impl GracefulRestart {
+    /// What OPEN carries; the deferral time is local and can change under a live session.
+    pub const fn advertised(&self) -> (bool, u16, bool) {
+        (self.enabled, self.restart_time_secs, self.notification)
+    }
+}
+
 impl Default for GracefulRestart {
     fn default() -> Self {
         Self {
@@ -164,7 +171,10 @@ impl PeerIntent {
             (self.ttl != new.ttl, Ttl),
             (self.password != new.password, Password),
             (self.hold_time_secs != new.hold_time_secs, HoldTime),
-            (self.graceful_restart != new.graceful_restart, GracefulRestart),
+            (
+                self.graceful_restart.advertised() != new.graceful_restart.advertised(),
+                GracefulRestart,
+            ),
             (self.families != new.families, Families),
         ];
         match checks.into_iter().find(|(changed, _)| *changed) {
@@ -208,6 +218,19 @@ pub enum ResetCause {
 }
 
 impl ResetCause {
+    pub const ALL: [ResetCause; 10] = [
+        ResetCause::LocalAsn,
+        ResetCause::RouterId,
+        ResetCause::ListenPort,
+        ResetCause::Port,
+        ResetCause::LocalAddress,
+        ResetCause::Ttl,
+        ResetCause::Password,
+        ResetCause::HoldTime,
+        ResetCause::GracefulRestart,
+        ResetCause::Families,
+    ];
+
     pub const fn as_str(self) -> &'static str {
         match self {
             ResetCause::LocalAsn => "local ASN changed",
