@@ -4,8 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-const FIX: &str = "cp crd/bgppolicies.yaml crd/bgpnodeintents.yaml crd/bgpadvertisementsets.yaml \
-                   charts/bgp-intent/crds/";
+const FIX: &str = "cargo run -p bgpintent-crd --bin crdgen";
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
