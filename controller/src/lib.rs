@@ -1,1 +1,2 @@
 //! The bgp-intent controller: cluster snapshot in, one `BGPNodeIntent` per Node out.
+pub mod intent;
