@@ -1,2 +1,4 @@
 //! The bgp-intent controller: cluster snapshot in, one `BGPNodeIntent` per Node out.
+pub mod fixtures;
 pub mod intent;
+pub mod materialize;
