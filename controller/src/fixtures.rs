@@ -19,8 +19,8 @@ use k8s_openapi::{
     ByteString,
     api::{
         core::v1::{
-            LoadBalancerIngress, LoadBalancerStatus, Node, NodeAddress, NodeSpec, NodeStatus, Secret, Service,
-            ServiceSpec, ServiceStatus,
+            LoadBalancerIngress, LoadBalancerStatus, Node, NodeAddress, NodeSpec, NodeStatus, Secret,
+            Service, ServiceSpec, ServiceStatus,
         },
         discovery::v1::{Endpoint, EndpointConditions, EndpointSlice},
     },
@@ -52,11 +52,19 @@ pub fn node(name: &str) -> NodeBuilder {
 
 impl NodeBuilder {
     pub fn label(mut self, k: &str, v: &str) -> Self {
-        self.0.metadata.labels.get_or_insert_default().insert(k.into(), v.into());
+        self.0
+            .metadata
+            .labels
+            .get_or_insert_default()
+            .insert(k.into(), v.into());
         self
     }
     pub fn annotation(mut self, k: &str, v: &str) -> Self {
-        self.0.metadata.annotations.get_or_insert_default().insert(k.into(), v.into());
+        self.0
+            .metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(k.into(), v.into());
         self
     }
     fn address(mut self, type_: &str, ip: &str) -> Self {
@@ -119,7 +127,12 @@ impl PolicyBuilder {
         self
     }
     pub fn select(mut self, k: &str, v: &str) -> Self {
-        self.0.spec.node_selector.match_labels.get_or_insert_default().insert(k.into(), v.into());
+        self.0
+            .spec
+            .node_selector
+            .match_labels
+            .get_or_insert_default()
+            .insert(k.into(), v.into());
         self
     }
     pub fn expr(mut self, key: &str, operator: &str, values: &[&str]) -> Self {

@@ -10,9 +10,7 @@ use std::fmt;
 use bgpintent_api::{Family, Prefix, Source};
 use k8s_openapi::api::discovery::v1::Endpoint;
 
-use super::{
-    Resolution, Scope, ServiceKey, Snapshot, nodes::NodeFacts, services::slices_by_service,
-};
+use super::{Resolution, Scope, ServiceKey, Snapshot, nodes::NodeFacts, services::slices_by_service};
 
 /// The verdict and the reasoning, one step per line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +50,10 @@ pub fn explain(snapshot: &Snapshot, res: &Resolution, node: &str, prefix: Prefix
         return verdict(false, lines);
     };
     if let Some(policy) = res.held.get(node) {
-        let errors = res.policies.get(policy).map(|p| p.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>());
+        let errors = res
+            .policies
+            .get(policy)
+            .map(|p| p.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>());
         lines.push(format!(
             "Node {node} is owned by BGPPolicy {policy}, which is invalid ({}); the controller keeps the \
              intent already written for this Node and computes nothing new.",
@@ -79,7 +80,10 @@ pub fn explain(snapshot: &Snapshot, res: &Resolution, node: &str, prefix: Prefix
         .map(|p| p.name.as_str())
         .collect();
     if !others.is_empty() {
-        lines.push(format!("Also selected by newer policies, ignored for this Node: {}.", others.join(", ")));
+        lines.push(format!(
+            "Also selected by newer policies, ignored for this Node: {}.",
+            others.join(", ")
+        ));
     }
     let family = prefix.family();
     let has_family = nr.intent.next_hops.for_family(family).is_some();
@@ -106,7 +110,10 @@ pub fn explain(snapshot: &Snapshot, res: &Resolution, node: &str, prefix: Prefix
     }
     for egress in &snapshot.egresses {
         let Some(status) = &egress.status else { continue };
-        let ip = status.egress_ip.as_deref().and_then(|ip| ip.parse::<Prefix>().ok());
+        let ip = status
+            .egress_ip
+            .as_deref()
+            .and_then(|ip| ip.parse::<Prefix>().ok());
         if ip != Some(prefix) {
             continue;
         }
@@ -142,10 +149,16 @@ pub fn explain(snapshot: &Snapshot, res: &Resolution, node: &str, prefix: Prefix
                 };
                 lines.push(format!(
                     "{what} with {field}: Local, and Node {node} has no usable {family} endpoint of it: {}.",
-                    endpoint_detail(slices.get(key).map(Vec::as_slice).unwrap_or_default(), family, node)
+                    endpoint_detail(
+                        slices.get(key).map(Vec::as_slice).unwrap_or_default(),
+                        family,
+                        node
+                    )
                 ));
             } else if !has_family {
-                lines.push(format!("{what}; not announced for lack of a {family} next hop (above)."));
+                lines.push(format!(
+                    "{what}; not announced for lack of a {family} next hop (above)."
+                ));
             }
         }
     }
@@ -158,13 +171,21 @@ pub fn explain(snapshot: &Snapshot, res: &Resolution, node: &str, prefix: Prefix
 }
 
 fn scope_note(res: &Resolution, source: &Source) -> String {
-    let Source::Service { namespace, name, ip_type } = source else {
+    let Source::Service {
+        namespace,
+        name,
+        ip_type,
+    } = source
+    else {
         return String::new();
     };
     let Some(routes) = res.services.get(&ServiceKey::new(namespace, name)) else {
         return String::new();
     };
-    let local = routes.routes.iter().any(|r| r.ip_type == *ip_type && r.scope == Scope::Local);
+    let local = routes
+        .routes
+        .iter()
+        .any(|r| r.ip_type == *ip_type && r.scope == Scope::Local);
     if local {
         " — traffic policy Local, and this Node has a usable local endpoint".to_owned()
     } else {

@@ -78,7 +78,10 @@ impl fmt::Debug for Snapshot {
             .field("egresses", &self.egresses.len())
             .field(
                 "passwords",
-                &self.passwords.as_ref().map(|s| s.metadata.name.clone().unwrap_or_default()),
+                &self
+                    .passwords
+                    .as_ref()
+                    .map(|s| s.metadata.name.clone().unwrap_or_default()),
             )
             .field("current_owners", &self.current_owners.len())
             .finish()
@@ -128,7 +131,11 @@ pub struct ServiceChange {
 /// any input list.
 pub fn resolve(snapshot: &Snapshot) -> Resolution {
     let mut problems = Vec::new();
-    let mut facts: Vec<NodeFacts> = snapshot.nodes.iter().map(|n| NodeFacts::read(n, &mut problems)).collect();
+    let mut facts: Vec<NodeFacts> = snapshot
+        .nodes
+        .iter()
+        .map(|n| NodeFacts::read(n, &mut problems))
+        .collect();
     facts.sort_by(|a, b| a.name.cmp(&b.name));
     let policies = selection::by_age(snapshot.policies.iter().map(ParsedPolicy::read).collect());
     let owners = selection::ownership(&policies, &facts, &snapshot.current_owners);
@@ -158,18 +165,30 @@ pub fn resolve(snapshot: &Snapshot) -> Resolution {
             generation: policy.generation,
             accepted: policy.is_valid(),
             errors: policy.errors.clone(),
-            ignored: policy.settings.as_ref().map(|s| s.ignored.clone()).unwrap_or_default(),
+            ignored: policy
+                .settings
+                .as_ref()
+                .map(|s| s.ignored.clone())
+                .unwrap_or_default(),
             selected: owners.selected[i].clone(),
             conflicts: owners.conflicts[i].clone(),
             ..PolicyReport::default()
         };
-        let owned = owners.owner.iter().filter(|(_, o)| **o == i).map(|(n, _)| n.clone());
+        let owned = owners
+            .owner
+            .iter()
+            .filter(|(_, o)| **o == i)
+            .map(|(n, _)| n.clone());
         if policy.is_valid() {
             report.effective = owned.collect();
             let settings = policy.settings.as_ref().expect("valid");
             report.service_ip_types = settings.advertisements.service_ip_types.clone();
-            report.unauthenticated_peers =
-                settings.peers.keys().filter(|k| book.lookup(k).is_none()).copied().collect();
+            report.unauthenticated_peers = settings
+                .peers
+                .keys()
+                .filter(|k| book.lookup(k).is_none())
+                .copied()
+                .collect();
             report.router_id_collisions = collisions
                 .iter()
                 .filter(|c| c.nodes.iter().any(|n| report.effective.contains(n)))
@@ -209,7 +228,11 @@ pub fn resolve(snapshot: &Snapshot) -> Resolution {
                     // A session carries the families we can give a next hop for; a Node with
                     // no InternalIP at all still offers the peer's own family so the OPEN is
                     // valid (it then announces nothing).
-                    families: if families.is_empty() { vec![peer_family] } else { families.clone() },
+                    families: if families.is_empty() {
+                        vec![peer_family]
+                    } else {
+                        families.clone()
+                    },
                     password: book.lookup(key).cloned(),
                     ..peer.clone()
                 };
@@ -221,7 +244,10 @@ pub fn resolve(snapshot: &Snapshot) -> Resolution {
             if node.next_hops.for_family(prefix.family()).is_some() {
                 prefixes.entry(prefix).or_default().insert(source);
             } else {
-                notes.push(format!("{prefix} ({source}) not announced: no {} next hop", prefix.family()));
+                notes.push(format!(
+                    "{prefix} ({source}) not announced: no {} next hop",
+                    prefix.family()
+                ));
             }
         };
         if settings.advertisements.pod {
@@ -288,7 +314,10 @@ fn egress_index(egresses: &[Egress], problems: &mut Vec<Problem>) -> BTreeMap<St
             continue;
         }
         match Prefix::host_from_field("status.egressIP", ip) {
-            Ok(p) => out.entry(node.clone()).or_default().push((egress.name().to_owned(), p)),
+            Ok(p) => out
+                .entry(node.clone())
+                .or_default()
+                .push((egress.name().to_owned(), p)),
             Err(e) => problems.push(Problem::from_field(&format!("Egress {}", egress.name()), &e)),
         }
     }
@@ -313,7 +342,11 @@ impl Resolution {
         let old = self.services.remove(&key);
         if old.as_ref().map(|r| &r.routes) != routes.as_ref().map(|r| &r.routes) {
             let cluster = |r: &Option<ServiceRoutes>| -> BTreeSet<ServiceRoute> {
-                r.iter().flat_map(|r| r.routes.iter()).filter(|r| r.scope == Scope::Cluster).copied().collect()
+                r.iter()
+                    .flat_map(|r| r.routes.iter())
+                    .filter(|r| r.scope == Scope::Cluster)
+                    .copied()
+                    .collect()
             };
             let (a, b) = (cluster(&old), cluster(&routes));
             change.shared_families = a.symmetric_difference(&b).map(|r| r.prefix.family()).collect();
@@ -329,17 +362,27 @@ impl Resolution {
     }
 
     /// Adds or removes the Local-scope routes of one Service on the Nodes that announce them.
-    fn apply_local(&mut self, key: &ServiceKey, routes: &ServiceRoutes, add: bool, touched: &mut BTreeSet<String>) {
+    fn apply_local(
+        &mut self,
+        key: &ServiceKey,
+        routes: &ServiceRoutes,
+        add: bool,
+        touched: &mut BTreeSet<String>,
+    ) {
         for route in routes.routes.iter().filter(|r| r.scope == Scope::Local) {
             let family = route.prefix.family();
-            let Some(nodes) = routes.local_nodes.get(&family) else { continue };
+            let Some(nodes) = routes.local_nodes.get(&family) else {
+                continue;
+            };
             let source = Source::Service {
                 namespace: key.namespace.clone(),
                 name: key.name.clone(),
                 ip_type: route.ip_type,
             };
             for node in nodes {
-                let Some(nr) = self.nodes.get_mut(node) else { continue };
+                let Some(nr) = self.nodes.get_mut(node) else {
+                    continue;
+                };
                 if nr.intent.next_hops.for_family(family).is_none() {
                     continue;
                 }
@@ -366,9 +409,15 @@ impl Resolution {
 
     /// Cluster-scope Service routes a policy announces from every Node it owns (of one
     /// family, or both), with their sources.
-    pub fn shared_prefixes(&self, policy: &str, family: Option<Family>) -> BTreeMap<Prefix, BTreeSet<Source>> {
+    pub fn shared_prefixes(
+        &self,
+        policy: &str,
+        family: Option<Family>,
+    ) -> BTreeMap<Prefix, BTreeSet<Source>> {
         let mut out: BTreeMap<Prefix, BTreeSet<Source>> = BTreeMap::new();
-        let Some(report) = self.policies.get(policy) else { return out };
+        let Some(report) = self.policies.get(policy) else {
+            return out;
+        };
         for (key, routes) in &self.services {
             for r in &routes.routes {
                 if r.scope == Scope::Cluster
@@ -401,7 +450,9 @@ impl Resolution {
 
     /// Shared prefixes of the Node's policy it cannot announce for lack of a next hop.
     pub fn unannounced_shared(&self, node: &str) -> BTreeMap<Family, usize> {
-        let Some(nr) = self.nodes.get(node) else { return BTreeMap::new() };
+        let Some(nr) = self.nodes.get(node) else {
+            return BTreeMap::new();
+        };
         Family::ALL
             .into_iter()
             .filter(|f| nr.intent.next_hops.for_family(*f).is_none())

@@ -56,7 +56,11 @@ impl NodeFacts {
         };
         let mut pod_cidrs = Vec::new();
         for (i, c) in cidrs.iter().enumerate() {
-            let f = if field == "spec.podCIDRs" { format!("{field}[{i}]") } else { field.to_owned() };
+            let f = if field == "spec.podCIDRs" {
+                format!("{field}[{i}]")
+            } else {
+                field.to_owned()
+            };
             match Prefix::from_field(&f, c) {
                 Ok(p) => pod_cidrs.push(p),
                 Err(e) => problems.push(Problem::from_field(&object, &e)),

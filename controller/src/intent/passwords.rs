@@ -165,7 +165,12 @@ mod tests {
                     .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
                     .collect(),
             ),
-            string_data: Some(string_data.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+            string_data: Some(
+                string_data
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
             ..Secret::default()
         }
     }
@@ -180,7 +185,10 @@ mod tests {
     #[test]
     fn addresses_are_compared_canonically_and_the_actual_key_is_kept() {
         let mut problems = vec![];
-        let book = PasswordBook::read(&secret("u1", &[("2001:0db8::0001-65000", "pw")], &[]), &mut problems);
+        let book = PasswordBook::read(
+            &secret("u1", &[("2001:0db8::0001-65000", "pw")], &[]),
+            &mut problems,
+        );
         let r = book.lookup(&peer("2001:db8::1", 65000)).unwrap();
         assert_eq!(r.key, "2001:0db8::0001-65000");
         assert_eq!(r.secret_name, "bgp-passwords");
@@ -239,7 +247,10 @@ mod tests {
             &mut problems,
         );
         assert_eq!(book.len(), 1);
-        assert_eq!(book.lookup(&peer("2001:db8::1", 65000)).unwrap().key, "2001:db8::1-65000");
+        assert_eq!(
+            book.lookup(&peer("2001:db8::1", 65000)).unwrap().key,
+            "2001:db8::1-65000"
+        );
         assert_eq!(problems.len(), 2, "{problems:?}");
         let text = format!("{problems:?} {book:?}");
         assert!(!text.contains("hunter"), "{text}");

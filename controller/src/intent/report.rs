@@ -100,7 +100,10 @@ impl fmt::Display for RouterIdSource {
             RouterIdSource::InternalIp => f.write_str("IPv4 InternalIP"),
             RouterIdSource::NameHash { attempt: 0 } => f.write_str("FNV-1a-32 of the Node name"),
             RouterIdSource::NameHash { attempt } => {
-                write!(f, "FNV-1a-32 of the Node name, salted (attempt {attempt}) to avoid a collision")
+                write!(
+                    f,
+                    "FNV-1a-32 of the Node name, salted (attempt {attempt}) to avoid a collision"
+                )
             }
         }
     }

@@ -66,7 +66,15 @@ pub(crate) fn choose(nodes: &[(&NodeFacts, Asn)]) -> (BTreeMap<String, Chosen>, 
         match fixed {
             Some((id, source)) => {
                 used.entry((*asn, id)).or_default().insert(node.name.clone());
-                chosen.insert(node.name.clone(), Chosen { id, source, write, note });
+                chosen.insert(
+                    node.name.clone(),
+                    Chosen {
+                        id,
+                        source,
+                        write,
+                        note,
+                    },
+                );
             }
             None => pending.push((node, *asn, note)),
         }
@@ -93,7 +101,11 @@ pub(crate) fn choose(nodes: &[(&NodeFacts, Asn)]) -> (BTreeMap<String, Chosen>, 
     let collisions = used
         .into_iter()
         .filter(|(_, nodes)| nodes.len() > 1)
-        .map(|((asn, router_id), nodes)| RouterIdCollision { asn, router_id, nodes })
+        .map(|((asn, router_id), nodes)| RouterIdCollision {
+            asn,
+            router_id,
+            nodes,
+        })
         .collect();
     (chosen, collisions)
 }

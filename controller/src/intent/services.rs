@@ -99,11 +99,18 @@ impl ServiceRoutes {
 pub fn slices_by_service(slices: &[EndpointSlice]) -> BTreeMap<ServiceKey, Vec<&EndpointSlice>> {
     let mut out: BTreeMap<ServiceKey, Vec<&EndpointSlice>> = BTreeMap::new();
     for slice in slices {
-        let Some(service) = slice.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL)) else {
+        let Some(service) = slice
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(SERVICE_NAME_LABEL))
+        else {
             continue;
         };
         let namespace = slice.metadata.namespace.as_deref().unwrap_or("default");
-        out.entry(ServiceKey::new(namespace, service)).or_default().push(slice);
+        out.entry(ServiceKey::new(namespace, service))
+            .or_default()
+            .push(slice);
     }
     out
 }
@@ -179,7 +186,13 @@ pub fn service_routes(
     let object = format!("Service {key}");
     let mut routes = BTreeSet::new();
     let spec = service.spec.clone().unwrap_or_default();
-    let local = |p: &Option<String>| if p.as_deref() == Some("Local") { Scope::Local } else { Scope::Cluster };
+    let local = |p: &Option<String>| {
+        if p.as_deref() == Some("Local") {
+            Scope::Local
+        } else {
+            Scope::Cluster
+        }
+    };
     let internal = local(&spec.internal_traffic_policy);
     let external = local(&spec.external_traffic_policy);
     let mut add = |field: String, value: &str, ip_type, scope| match Prefix::host_from_field(&field, value) {
@@ -201,14 +214,27 @@ pub fn service_routes(
             if ip.is_empty() || ip == "None" {
                 continue;
             }
-            let field = if field == "spec.clusterIPs" { format!("{field}[{i}]") } else { field.into() };
+            let field = if field == "spec.clusterIPs" {
+                format!("{field}[{i}]")
+            } else {
+                field.into()
+            };
             add(field, ip, ServiceIpType::ClusterIP, internal);
         }
     }
     for (i, ip) in spec.external_ips.iter().flatten().enumerate() {
-        add(format!("spec.externalIPs[{i}]"), ip, ServiceIpType::ExternalIP, external);
+        add(
+            format!("spec.externalIPs[{i}]"),
+            ip,
+            ServiceIpType::ExternalIP,
+            external,
+        );
     }
-    let ingress = service.status.as_ref().and_then(|s| s.load_balancer.as_ref()).and_then(|l| l.ingress.as_ref());
+    let ingress = service
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|l| l.ingress.as_ref());
     for (i, ing) in ingress.iter().copied().flatten().enumerate() {
         if let Some(ip) = &ing.ip {
             add(

@@ -122,7 +122,11 @@ fn policy_owner(res: &Resolution, policy: &str) -> Owner {
         api_version: BGPPolicy::api_version(&()).into_owned(),
         kind: BGPPolicy::kind(&()).into_owned(),
         name: policy.to_owned(),
-        uid: res.policies.get(policy).map(|p| p.uid.clone()).unwrap_or_default(),
+        uid: res
+            .policies
+            .get(policy)
+            .map(|p| p.uid.clone())
+            .unwrap_or_default(),
     }
 }
 
@@ -139,7 +143,11 @@ pub fn materialize(res: &Resolution, previous: &Layout) -> Materialized {
     let mut keys: BTreeSet<(String, Family)> = BTreeSet::new();
     for nr in res.nodes.values() {
         let policy = &nr.intent.policy.name;
-        if res.policies.get(policy).is_some_and(|p| !p.service_ip_types.is_empty()) {
+        if res
+            .policies
+            .get(policy)
+            .is_some_and(|p| !p.service_ip_types.is_empty())
+        {
             for family in nr.intent.next_hops.families() {
                 keys.insert((policy.clone(), family));
             }
@@ -152,7 +160,8 @@ pub fn materialize(res: &Resolution, previous: &Layout) -> Materialized {
         out.layout.shards.insert((policy.clone(), family), count);
         for index in 0..count {
             let set = build_set(res, &policy, family, index, count);
-            out.sets.insert(shards::set_name(&policy, family, count, index), set);
+            out.sets
+                .insert(shards::set_name(&policy, family, count, index), set);
         }
     }
     for node in res.nodes.keys() {
@@ -239,7 +248,10 @@ fn json_len<T: serde::Serialize>(value: &T) -> usize {
 }
 
 fn labels() -> Option<BTreeMap<String, String>> {
-    Some(BTreeMap::from([(MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned())]))
+    Some(BTreeMap::from([(
+        MANAGED_BY.0.to_owned(),
+        MANAGED_BY.1.to_owned(),
+    )]))
 }
 
 impl IntentObject {
@@ -299,7 +311,9 @@ impl Materialized {
             let index = hash % count;
             let name = shards::set_name(&policy, family, count, index);
             let set = build_set(res, &policy, family, index, count);
-            if shards::groups_bytes(&set.spec.prefixes) > shards::SOFT_MAX_SET_BYTES && count < shards::MAX_SHARDS {
+            if shards::groups_bytes(&set.spec.prefixes) > shards::SOFT_MAX_SET_BYTES
+                && count < shards::MAX_SHARDS
+            {
                 let fresh = materialize(res, &self.layout);
                 let diff = diff(self, &fresh);
                 *self = fresh;
@@ -344,7 +358,8 @@ impl Materialized {
         }
         for (name, o) in &self.sets {
             if o.bytes > MAX_OBJECT_BYTES {
-                self.oversized.push(format!("BGPAdvertisementSet {name}: {} bytes", o.bytes));
+                self.oversized
+                    .push(format!("BGPAdvertisementSet {name}: {} bytes", o.bytes));
             }
         }
     }
@@ -373,6 +388,11 @@ pub fn diff(old: &Materialized, new: &Materialized) -> Diff {
             .filter(|n| !new.intents.contains_key(*n) && !new.held.contains(*n))
             .cloned()
             .collect(),
-        delete_sets: old.sets.keys().filter(|n| !new.sets.contains_key(*n)).cloned().collect(),
+        delete_sets: old
+            .sets
+            .keys()
+            .filter(|n| !new.sets.contains_key(*n))
+            .cloned()
+            .collect(),
     }
 }

@@ -123,7 +123,10 @@ pub fn set_name(policy: &str, family: Family, count: u32, index: u32) -> String 
     // alphanumeric character as DNS subdomains must.
     let hash = format!("-{:08x}", bgpintent_api::fnv1a32(policy.as_bytes()));
     let keep = MAX - suffix.len() - hash.len();
-    let head = policy.get(..keep).unwrap_or_default().trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+    let head = policy
+        .get(..keep)
+        .unwrap_or_default()
+        .trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
     format!("{head}{hash}{suffix}")
 }
 
@@ -149,7 +152,9 @@ mod tests {
     fn regex_lite(s: &str) -> bool {
         s.split('.').all(|label| {
             !label.is_empty()
-                && label.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
@@ -158,13 +163,19 @@ mod tests {
     #[test]
     fn count_has_hysteresis() {
         // 1,000 Services of 100 bytes: 100,000 bytes → 13 shards at 8 KiB average.
-        let sizes: Vec<(u32, usize)> = (0..1000u32).map(|i| (i.wrapping_mul(2_654_435_761), 100)).collect();
+        let sizes: Vec<(u32, usize)> = (0..1000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761), 100))
+            .collect();
         let n = choose_count(&sizes, None);
         assert!((12..=20).contains(&n), "{n}");
         // Growing by 20% keeps the count; doubling it does not.
-        let more: Vec<(u32, usize)> = (0..1200u32).map(|i| (i.wrapping_mul(2_654_435_761), 100)).collect();
+        let more: Vec<(u32, usize)> = (0..1200u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761), 100))
+            .collect();
         assert_eq!(choose_count(&more, Some(n)), n);
-        let double: Vec<(u32, usize)> = (0..3000u32).map(|i| (i.wrapping_mul(2_654_435_761), 100)).collect();
+        let double: Vec<(u32, usize)> = (0..3000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761), 100))
+            .collect();
         assert!(choose_count(&double, Some(n)) > n);
         // Shrinking far below the band recomputes.
         let few: Vec<(u32, usize)> = (0..10u32).map(|i| (i, 100)).collect();
@@ -174,7 +185,9 @@ mod tests {
 
     #[test]
     fn every_shard_is_under_the_soft_max() {
-        let sizes: Vec<(u32, usize)> = (0..20_000u32).map(|i| (i.wrapping_mul(2_654_435_761), 120)).collect();
+        let sizes: Vec<(u32, usize)> = (0..20_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761), 120))
+            .collect();
         let n = choose_count(&sizes, None);
         assert!(max_load(&sizes, n) <= SOFT_MAX_SET_BYTES);
     }
