@@ -271,12 +271,12 @@ mod tests {
 
     #[test]
     fn errors_name_file_object_and_field() {
-        let e = one("apiVersion: v1\nkind: Node\nmetadata: {name: w1}\nstatus:\n  addresses:\n  - address: 10.0.0.1\n")
+        let e = one("apiVersion: v1\nkind: Node\nmetadata: {name: w1}\nstatus:\n  addresses:\n  - {address: 10.0.0.1, type: [1]}\n")
             .unwrap_err();
         assert_eq!(e.file, "f.yaml");
         assert_eq!(e.object.as_deref(), Some("Node w1"));
-        assert_eq!(e.field.as_deref(), Some("status.addresses[0]"));
-        assert!(e.to_string().contains("missing field `type`"), "{e}");
+        assert_eq!(e.field.as_deref(), Some("status.addresses[0].type"));
+        assert!(e.to_string().contains("invalid type"), "{e}");
         let e =
             one("apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: ns}\nspec: {clusterIPs: 5}\n")
                 .unwrap_err();
