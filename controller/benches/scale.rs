@@ -21,7 +21,10 @@ use bgpintent_controller::{
 };
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn vm_hwm_kib() -> Option<u64> {
@@ -34,7 +37,10 @@ fn vm_hwm_kib() -> Option<u64> {
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self, n: usize) -> usize {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         ((self.0 >> 33) as usize) % n
     }
 }
@@ -50,13 +56,20 @@ fn make_service(
     nodes: usize,
     per_service: usize,
     rng: &mut Lcg,
-) -> (k8s_openapi::api::core::v1::Service, k8s_openapi::api::discovery::v1::EndpointSlice) {
+) -> (
+    k8s_openapi::api::core::v1::Service,
+    k8s_openapi::api::discovery::v1::EndpointSlice,
+) {
     let ns = format!("ns-{}", i % 100);
     let name = format!("svc-{i}");
     let v4 = ip4(i, 10);
     let v6 = format!("fd00:96::{i:x}");
     let mut b = service(&ns, &name);
-    b = if i % 3 == 0 { b.cluster_ips(&[&v4, &v6]) } else { b.cluster_ips(&[&v4]) };
+    b = if i % 3 == 0 {
+        b.cluster_ips(&[&v4, &v6])
+    } else {
+        b.cluster_ips(&[&v4])
+    };
     if i % 10 == 0 {
         b = b.itp_local();
     }
@@ -113,7 +126,11 @@ fn main() {
         snap.endpoint_slices.push(sl);
     }
     for i in 0..100 {
-        snap.egresses.push(Egress::assigned(&format!("eg-{i}"), &format!("node-{}", i * 7 % nodes), &ip4(i, 192)));
+        snap.egresses.push(Egress::assigned(
+            &format!("eg-{i}"),
+            &format!("node-{}", i * 7 % nodes),
+            &ip4(i, 192),
+        ));
     }
     let hwm_snapshot = vm_hwm_kib().unwrap_or(0);
 
@@ -143,7 +160,8 @@ fn main() {
     let mut local_bytes = 0usize;
     let mut local_max_bytes = 0usize;
     let mut relayouts = 0;
-    let mut moved_slices: BTreeMap<ServiceKey, k8s_openapi::api::discovery::v1::EndpointSlice> = BTreeMap::new();
+    let mut moved_slices: BTreeMap<ServiceKey, k8s_openapi::api::discovery::v1::EndpointSlice> =
+        BTreeMap::new();
     for r in 0..rounds {
         // (a) A Cluster-policy Service gets a new external IP.
         let i = 1 + (r * 37) % (services - 1);
@@ -160,7 +178,11 @@ fn main() {
         cluster_time += t.elapsed();
         relayouts += usize::from(touched.relayout);
         let bytes: usize = touched.sets.iter().map(|n| mat.sets[n].bytes).sum::<usize>()
-            + touched.intents.iter().map(|n| mat.intents[n].bytes).sum::<usize>();
+            + touched
+                .intents
+                .iter()
+                .map(|n| mat.intents[n].bytes)
+                .sum::<usize>();
         cluster_bytes += bytes;
         cluster_max_bytes = cluster_max_bytes.max(bytes);
 
@@ -180,7 +202,11 @@ fn main() {
         local_time += t.elapsed();
         relayouts += usize::from(touched.relayout);
         let bytes: usize = touched.sets.iter().map(|n| mat.sets[n].bytes).sum::<usize>()
-            + touched.intents.iter().map(|n| mat.intents[n].bytes).sum::<usize>();
+            + touched
+                .intents
+                .iter()
+                .map(|n| mat.intents[n].bytes)
+                .sum::<usize>();
         local_bytes += bytes;
         local_max_bytes = local_max_bytes.max(bytes);
         moved_slices.insert(key, sl);
@@ -195,21 +221,58 @@ fn main() {
 
     let largest_intent = mat.intents.values().map(|o| o.bytes).max().unwrap_or(0);
     let largest_set = mat.sets.values().map(|o| o.bytes).max().unwrap_or(0);
-    let shards: Vec<String> = mat.layout.shards.iter().map(|((p, f), n)| format!("{p}/{f}={n}")).collect();
+    let shards: Vec<String> = mat
+        .layout
+        .shards
+        .iter()
+        .map(|((p, f), n)| format!("{p}/{f}={n}"))
+        .collect();
     let mib = |kib: u64| kib as f64 / 1024.0;
-    println!("cluster: {nodes} Nodes, {services} Services, {} endpoints", services * per_service);
-    println!("objects: {} BGPNodeIntents, {} BGPAdvertisementSets ({})", mat.intents.len(), mat.sets.len(), shards.join(", "));
-    println!("full resolve:            {:>9.1} ms", best_resolve.as_secs_f64() * 1e3);
-    println!("full materialize:        {:>9.1} ms", best_mat.as_secs_f64() * 1e3);
-    println!("peak memory (VmHWM):     {:>9.1} MiB total, {:.1} MiB for the snapshot, {:.1} MiB more for the engine",
-        mib(hwm_engine), mib(hwm_snapshot.saturating_sub(hwm_start)), mib(hwm_engine.saturating_sub(hwm_snapshot)));
-    println!("one Cluster Service change (incremental): {:>7.3} ms mean, rewrites {:.0} bytes mean, {} max",
-        cluster_time.as_secs_f64() * 1e3 / rounds as f64, cluster_bytes as f64 / rounds as f64, cluster_max_bytes);
-    println!("one Local endpoint move (incremental):    {:>7.3} ms mean, rewrites {:.0} bytes mean, {} max",
-        local_time.as_secs_f64() * 1e3 / rounds as f64, local_bytes as f64 / rounds as f64, local_max_bytes);
+    println!(
+        "cluster: {nodes} Nodes, {services} Services, {} endpoints",
+        services * per_service
+    );
+    println!(
+        "objects: {} BGPNodeIntents, {} BGPAdvertisementSets ({})",
+        mat.intents.len(),
+        mat.sets.len(),
+        shards.join(", ")
+    );
+    println!(
+        "full resolve:            {:>9.1} ms",
+        best_resolve.as_secs_f64() * 1e3
+    );
+    println!(
+        "full materialize:        {:>9.1} ms",
+        best_mat.as_secs_f64() * 1e3
+    );
+    println!(
+        "peak memory (VmHWM):     {:>9.1} MiB total, {:.1} MiB for the snapshot, {:.1} MiB more for the engine",
+        mib(hwm_engine),
+        mib(hwm_snapshot.saturating_sub(hwm_start)),
+        mib(hwm_engine.saturating_sub(hwm_snapshot))
+    );
+    println!(
+        "one Cluster Service change (incremental): {:>7.3} ms mean, rewrites {:.0} bytes mean, {} max",
+        cluster_time.as_secs_f64() * 1e3 / rounds as f64,
+        cluster_bytes as f64 / rounds as f64,
+        cluster_max_bytes
+    );
+    println!(
+        "one Local endpoint move (incremental):    {:>7.3} ms mean, rewrites {:.0} bytes mean, {} max",
+        local_time.as_secs_f64() * 1e3 / rounds as f64,
+        local_bytes as f64 / rounds as f64,
+        local_max_bytes
+    );
     println!("re-layouts during {} changes: {relayouts}", 2 * rounds);
-    println!("naive full recompute + materialize + diff: {:.1} ms ({} objects differ)", naive.as_secs_f64() * 1e3,
-        d.apply_sets.len() + d.apply_intents.len());
-    println!("largest object: {} bytes (intent {largest_intent}, set {largest_set}); oversized: {}",
-        mat.largest_object(), mat.oversized.len());
+    println!(
+        "naive full recompute + materialize + diff: {:.1} ms ({} objects differ)",
+        naive.as_secs_f64() * 1e3,
+        d.apply_sets.len() + d.apply_intents.len()
+    );
+    println!(
+        "largest object: {} bytes (intent {largest_intent}, set {largest_set}); oversized: {}",
+        mat.largest_object(),
+        mat.oversized.len()
+    );
 }
