@@ -65,12 +65,12 @@ fn make_service(
     let v4 = ip4(i, 10);
     let v6 = format!("fd00:96::{i:x}");
     let mut b = service(&ns, &name);
-    b = if i % 3 == 0 {
+    b = if i.is_multiple_of(3) {
         b.cluster_ips(&[&v4, &v6])
     } else {
         b.cluster_ips(&[&v4])
     };
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         b = b.itp_local();
     }
     if i % 20 == 5 {
@@ -165,7 +165,7 @@ fn main() {
     for r in 0..rounds {
         // (a) A Cluster-policy Service gets a new external IP.
         let i = 1 + (r * 37) % (services - 1);
-        let i = if i % 10 == 0 { i + 1 } else { i };
+        let i = if i.is_multiple_of(10) { i + 1 } else { i };
         let svc = &snap.services[i];
         let key = ServiceKey::of(svc);
         let mut changed = svc.clone();
