@@ -223,3 +223,58 @@ fn write_report(res: &Resolution, mat: &Materialized, err: &mut dyn Write) -> st
         mat.largest_object()
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(args: &[&str]) -> (Result<(), CliError>, String, String) {
+        let cli = Cli::try_parse_from(std::iter::once("bgp-intent-controller").chain(args.iter().copied()))
+            .expect("arguments parse");
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let r = run(cli, &mut out, &mut err);
+        (
+            r,
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        )
+    }
+
+    #[test]
+    fn render_without_paths_renders_the_sample_cluster() {
+        let (r, out, err) = run_args(&["render"]);
+        r.unwrap();
+        let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&out).unwrap();
+        let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
+        assert!(
+            kinds.contains(&"BGPNodeIntent")
+                && kinds.contains(&"BGPAdvertisementSet")
+                && kinds.contains(&"Node")
+        );
+        assert!(
+            err.contains("conflict: Node edge-1 is owned by older BGPPolicy default"),
+            "{err}"
+        );
+        // The sample's passwords are example values; they must not be printed.
+        assert!(!out.contains("example-only") && !err.contains("example-only"));
+        assert!(out.contains("revision:"));
+    }
+
+    #[test]
+    fn explain_and_errors() {
+        let (r, out, _) = run_args(&["explain", "--node", "worker-1", "--prefix", "10.96.20.20"]);
+        r.unwrap();
+        assert!(
+            out.starts_with("10.96.20.20/32 IS announced from Node worker-1."),
+            "{out}"
+        );
+        let (r, _, _) = run_args(&["explain", "--node", "worker-1", "--prefix", "10.0.0.1/8"]);
+        assert!(r.unwrap_err().to_string().contains("host bits"));
+        let (r, _, _) = run_args(&["render", "/nonexistent/cluster.yaml"]);
+        assert!(
+            r.unwrap_err()
+                .to_string()
+                .starts_with("/nonexistent/cluster.yaml: cannot read")
+        );
+    }
+}
