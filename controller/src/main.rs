@@ -1,4 +1,19 @@
-fn main() {
-    eprintln!("bgp-intent-controller: not implemented yet");
-    std::process::exit(2);
+//! `bgp-intent-controller`: offline `render` and `explain` today; `run` (the controller
+//! against a cluster) comes with the reconcile layer.
+
+use std::process::ExitCode;
+
+use bgpintent_controller::cli::{Cli, run};
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr());
+    match run(cli, &mut out, &mut err) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -167,7 +167,11 @@ fn every_example_is_accepted_and_parses() {
                     // Kept unchanged from Antrea's docs, whose IPv6 key a real apiserver refuses.
                     assert_eq!(invalid, [&&"2001:db8::1-65000".to_string()]);
                 } else {
-                    assert!(invalid.is_empty(), "{}: invalid Secret keys {invalid:?}", path.display());
+                    assert!(
+                        invalid.is_empty(),
+                        "{}: invalid Secret keys {invalid:?}",
+                        path.display()
+                    );
                 }
             }
             other => panic!("{}: unexpected kind {other:?}", path.display()),

@@ -1,0 +1,357 @@
+//! Readable builders for the objects the engine reads, for tests, benchmarks and examples.
+//!
+//! ```
+//! use bgpintent_controller::fixtures::*;
+//! let n = node("n1").label("bgp", "on").ipv4("10.0.0.1").pod_cidr("10.244.1.0/24").build();
+//! let p = policy("default").select("bgp", "on").asn(64512).ip_types(&["ClusterIP"]).build();
+//! # let _ = (n, p);
+//! ```
+
+use std::collections::BTreeMap;
+
+use bgpintent_crd::{
+    BGPPolicy, BGPPolicySpec,
+    policy::{
+        Advertisements, BGPPeer, EgressAdvertisement, PodAdvertisement, ServiceAdvertisement, ServiceIpType,
+    },
+};
+use k8s_openapi::{
+    ByteString,
+    api::{
+        core::v1::{
+            LoadBalancerIngress, LoadBalancerStatus, Node, NodeAddress, NodeSpec, NodeStatus, Secret,
+            Service, ServiceSpec, ServiceStatus,
+        },
+        discovery::v1::{Endpoint, EndpointConditions, EndpointSlice},
+    },
+    apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement, ObjectMeta, Time},
+    jiff::Timestamp,
+};
+
+pub use crate::intent::Egress;
+
+fn meta(name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        uid: Some(format!("uid-{name}")),
+        ..ObjectMeta::default()
+    }
+}
+
+/// A Node under construction.
+#[derive(Debug, Clone)]
+pub struct NodeBuilder(Node);
+
+pub fn node(name: &str) -> NodeBuilder {
+    NodeBuilder(Node {
+        metadata: meta(name),
+        spec: Some(NodeSpec::default()),
+        status: Some(NodeStatus::default()),
+    })
+}
+
+impl NodeBuilder {
+    pub fn label(mut self, k: &str, v: &str) -> Self {
+        self.0
+            .metadata
+            .labels
+            .get_or_insert_default()
+            .insert(k.into(), v.into());
+        self
+    }
+    pub fn annotation(mut self, k: &str, v: &str) -> Self {
+        self.0
+            .metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(k.into(), v.into());
+        self
+    }
+    fn address(mut self, type_: &str, ip: &str) -> Self {
+        let status = self.0.status.get_or_insert_default();
+        status.addresses.get_or_insert_default().push(NodeAddress {
+            type_: type_.into(),
+            address: ip.into(),
+        });
+        self
+    }
+    /// Adds an InternalIP (IPv4 or IPv6).
+    pub fn ipv4(self, ip: &str) -> Self {
+        self.address("InternalIP", ip)
+    }
+    pub fn ipv6(self, ip: &str) -> Self {
+        self.address("InternalIP", ip)
+    }
+    pub fn external_ip(self, ip: &str) -> Self {
+        self.address("ExternalIP", ip)
+    }
+    pub fn pod_cidr(mut self, cidr: &str) -> Self {
+        let spec = self.0.spec.get_or_insert_default();
+        spec.pod_cidrs.get_or_insert_default().push(cidr.into());
+        if spec.pod_cidr.is_none() {
+            spec.pod_cidr = Some(cidr.into());
+        }
+        self
+    }
+    pub fn build(self) -> Node {
+        self.0
+    }
+}
+
+/// A BGPPolicy under construction.
+#[derive(Debug, Clone)]
+pub struct PolicyBuilder(BGPPolicy);
+
+pub fn policy(name: &str) -> PolicyBuilder {
+    let mut p = BGPPolicy::new(
+        name,
+        BGPPolicySpec {
+            node_selector: LabelSelector::default(),
+            local_asn: 64512,
+            listen_port: None,
+            confederation: None,
+            advertisements: Advertisements::default(),
+            bgp_peers: vec![],
+        },
+    );
+    p.metadata = meta(name);
+    p.metadata.generation = Some(1);
+    PolicyBuilder(p)
+}
+
+impl PolicyBuilder {
+    /// creationTimestamp, in seconds after 2026-01-01.
+    pub fn created(mut self, secs: i64) -> Self {
+        let t = Timestamp::from_second(1_767_225_600 + secs).expect("in range");
+        self.0.metadata.creation_timestamp = Some(Time(t));
+        self
+    }
+    pub fn select(mut self, k: &str, v: &str) -> Self {
+        self.0
+            .spec
+            .node_selector
+            .match_labels
+            .get_or_insert_default()
+            .insert(k.into(), v.into());
+        self
+    }
+    pub fn expr(mut self, key: &str, operator: &str, values: &[&str]) -> Self {
+        self.0
+            .spec
+            .node_selector
+            .match_expressions
+            .get_or_insert_default()
+            .push(LabelSelectorRequirement {
+                key: key.into(),
+                operator: operator.into(),
+                values: (!values.is_empty()).then(|| values.iter().map(|v| v.to_string()).collect()),
+            });
+        self
+    }
+    pub fn asn(mut self, asn: i64) -> Self {
+        self.0.spec.local_asn = asn;
+        self
+    }
+    /// `advertisements.service.ipTypes` by name (ClusterIP, ExternalIP, LoadBalancerIP).
+    pub fn ip_types(mut self, types: &[&str]) -> Self {
+        let types = types
+            .iter()
+            .map(|t| match *t {
+                "ClusterIP" => ServiceIpType::ClusterIP,
+                "ExternalIP" => ServiceIpType::ExternalIP,
+                "LoadBalancerIP" => ServiceIpType::LoadBalancerIP,
+                other => panic!("unknown ipType {other}"),
+            })
+            .collect();
+        self.0.spec.advertisements.service = Some(ServiceAdvertisement { ip_types: types });
+        self
+    }
+    pub fn pod(mut self) -> Self {
+        self.0.spec.advertisements.pod = Some(PodAdvertisement {});
+        self
+    }
+    pub fn egress(mut self) -> Self {
+        self.0.spec.advertisements.egress = Some(EgressAdvertisement {});
+        self
+    }
+    pub fn peer(mut self, address: &str, asn: i64) -> Self {
+        self.0.spec.bgp_peers.push(BGPPeer {
+            address: address.into(),
+            port: None,
+            asn,
+            multihop_ttl: None,
+            graceful_restart_time_seconds: None,
+            hold_time_seconds: None,
+            keepalive_time_seconds: None,
+            connect_retry_seconds: None,
+            passive: None,
+            ttl_security: None,
+            graceful_restart_deferral_seconds: None,
+            bfd: None,
+        });
+        self
+    }
+    pub fn build(self) -> BGPPolicy {
+        self.0
+    }
+}
+
+/// A Service under construction (type ClusterIP, no IPs).
+#[derive(Debug, Clone)]
+pub struct ServiceBuilder(Service);
+
+pub fn service(namespace: &str, name: &str) -> ServiceBuilder {
+    let mut metadata = meta(name);
+    metadata.namespace = Some(namespace.into());
+    ServiceBuilder(Service {
+        metadata,
+        spec: Some(ServiceSpec {
+            type_: Some("ClusterIP".into()),
+            ..ServiceSpec::default()
+        }),
+        status: None,
+    })
+}
+
+impl ServiceBuilder {
+    fn spec(&mut self) -> &mut ServiceSpec {
+        self.0.spec.get_or_insert_default()
+    }
+    /// `spec.clusterIPs` (and `spec.clusterIP` = the first).
+    pub fn cluster_ips(mut self, ips: &[&str]) -> Self {
+        let spec = self.spec();
+        spec.cluster_ip = ips.first().map(|s| s.to_string());
+        spec.cluster_ips = Some(ips.iter().map(|s| s.to_string()).collect());
+        self
+    }
+    pub fn headless(self) -> Self {
+        self.cluster_ips(&["None"])
+    }
+    pub fn type_(mut self, t: &str) -> Self {
+        self.spec().type_ = Some(t.into());
+        self
+    }
+    pub fn external_ips(mut self, ips: &[&str]) -> Self {
+        self.spec().external_ips = Some(ips.iter().map(|s| s.to_string()).collect());
+        self
+    }
+    pub fn lb_ips(mut self, ips: &[&str]) -> Self {
+        self.spec().type_ = Some("LoadBalancer".into());
+        self.0.status = Some(ServiceStatus {
+            load_balancer: Some(LoadBalancerStatus {
+                ingress: Some(
+                    ips.iter()
+                        .map(|ip| LoadBalancerIngress {
+                            ip: Some(ip.to_string()),
+                            ..LoadBalancerIngress::default()
+                        })
+                        .collect(),
+                ),
+            }),
+            ..ServiceStatus::default()
+        });
+        self
+    }
+    pub fn itp_local(mut self) -> Self {
+        self.spec().internal_traffic_policy = Some("Local".into());
+        self
+    }
+    pub fn etp_local(mut self) -> Self {
+        self.spec().external_traffic_policy = Some("Local".into());
+        self
+    }
+    pub fn build(self) -> Service {
+        self.0
+    }
+}
+
+/// An EndpointSlice of a Service under construction.
+#[derive(Debug, Clone)]
+pub struct SliceBuilder(EndpointSlice);
+
+/// A slice of `service` in `namespace`; `family` is "IPv4" or "IPv6".
+pub fn slice(namespace: &str, service: &str, name: &str, family: &str) -> SliceBuilder {
+    let mut metadata = meta(name);
+    metadata.namespace = Some(namespace.into());
+    metadata.labels = Some(BTreeMap::from([(
+        crate::intent::SERVICE_NAME_LABEL.to_owned(),
+        service.to_owned(),
+    )]));
+    SliceBuilder(EndpointSlice {
+        address_type: family.into(),
+        endpoints: vec![],
+        metadata,
+        ports: None,
+    })
+}
+
+/// Endpoint conditions: `None` leaves a condition unset (API defaults apply).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cond {
+    pub ready: Option<bool>,
+    pub serving: Option<bool>,
+    pub terminating: Option<bool>,
+}
+
+pub const READY: Cond = Cond {
+    ready: Some(true),
+    serving: Some(true),
+    terminating: Some(false),
+};
+pub const NOT_READY: Cond = Cond {
+    ready: Some(false),
+    serving: Some(false),
+    terminating: Some(false),
+};
+pub const TERMINATING_SERVING: Cond = Cond {
+    ready: Some(false),
+    serving: Some(true),
+    terminating: Some(true),
+};
+pub const TERMINATING_NOT_SERVING: Cond = Cond {
+    ready: Some(false),
+    serving: Some(false),
+    terminating: Some(true),
+};
+pub const UNSET: Cond = Cond {
+    ready: None,
+    serving: None,
+    terminating: None,
+};
+
+impl SliceBuilder {
+    pub fn endpoint(mut self, address: &str, node: Option<&str>, c: Cond) -> Self {
+        self.0.endpoints.push(Endpoint {
+            addresses: vec![address.into()],
+            conditions: Some(EndpointConditions {
+                ready: c.ready,
+                serving: c.serving,
+                terminating: c.terminating,
+            }),
+            node_name: node.map(Into::into),
+            ..Endpoint::default()
+        });
+        self
+    }
+    pub fn build(self) -> EndpointSlice {
+        self.0
+    }
+}
+
+/// A passwords Secret with `data` entries.
+pub fn secret(name: &str, uid: &str, data: &[(&str, &str)]) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some("bgp-intent".into()),
+            uid: Some(uid.into()),
+            ..ObjectMeta::default()
+        },
+        data: Some(
+            data.iter()
+                .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                .collect(),
+        ),
+        ..Secret::default()
+    }
+}

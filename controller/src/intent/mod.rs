@@ -1,0 +1,466 @@
+//! The intent engine: a cluster snapshot in, per-Node intents and reports out.
+//!
+//! ```text
+//!  Snapshot ──resolve()──▶ Resolution ──materialize()──▶ objects to write
+//!  (policies, Nodes,        per-Node intents (node-local      BGPNodeIntent per Node
+//!   Services, slices,       prefixes), per-Service routes,    BGPAdvertisementSet shards
+//!   Egresses, Secret)       reports, annotations              Node annotation patches
+//! ```
+//!
+//! Everything here is pure: no client, clock or randomness. [`resolve`] recomputes from
+//! scratch; [`Resolution::set_service`] applies one Service change to an existing
+//! resolution with the same result (a property test checks they agree), so the controller
+//! can react to Service and EndpointSlice churn without recomputing 5,000 Nodes.
+//!
+//! Prefixes announced by every Node of a policy (Cluster traffic policy) are held once, in
+//! [`Resolution::services`], not copied into each Node's intent; that is both the storage
+//! model of `BGPAdvertisementSet` and what keeps a 5,000 × 10,000 cluster within memory.
+//! [`Resolution::logical_intent`] expands them into the full per-Node list for tests,
+//! `render` and `explain`.
+
+mod egress;
+pub mod explain;
+mod nodes;
+mod passwords;
+mod report;
+mod router_id;
+mod selection;
+mod services;
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt,
+};
+
+use bgpintent_api::{Family, NodeIntent, PeerIntent, PolicyRef, Prefix, RouterId, Source};
+use bgpintent_crd::BGPPolicy;
+use k8s_openapi::api::{
+    core::v1::{Node, Secret, Service},
+    discovery::v1::EndpointSlice,
+};
+
+pub use egress::{EGRESS_API_VERSION, Egress, EgressStatus};
+pub use nodes::ROUTER_ID_ANNOTATION;
+pub use passwords::PasswordBook;
+pub use report::{NodeReport, PolicyReport, Problem, RouterIdCollision, RouterIdSource};
+pub use services::{
+    SERVICE_NAME_LABEL, Scope, ServiceKey, ServiceRoute, ServiceRoutes, local_nodes, service_routes,
+    slices_by_service,
+};
+
+use nodes::NodeFacts;
+use selection::ParsedPolicy;
+
+/// Everything the engine reads, as the informers (or manifest files) hold it.
+#[derive(Clone, Default)]
+pub struct Snapshot {
+    pub policies: Vec<BGPPolicy>,
+    pub nodes: Vec<Node>,
+    pub services: Vec<Service>,
+    pub endpoint_slices: Vec<EndpointSlice>,
+    pub egresses: Vec<Egress>,
+    /// The passwords Secret (`bgp-passwords` in the controller's namespace), if it exists.
+    pub passwords: Option<Secret>,
+    /// Node → `spec.policy.name` of the BGPNodeIntent currently written for it. Only used
+    /// so that a policy whose node selector became invalid holds the Nodes it owned (see
+    /// the `selection` module); empty offline.
+    pub current_owners: BTreeMap<String, String>,
+}
+
+/// Counts only: the passwords Secret must never reach a log line through `{:?}`.
+impl fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("policies", &self.policies.len())
+            .field("nodes", &self.nodes.len())
+            .field("services", &self.services.len())
+            .field("endpoint_slices", &self.endpoint_slices.len())
+            .field("egresses", &self.egresses.len())
+            .field(
+                "passwords",
+                &self
+                    .passwords
+                    .as_ref()
+                    .map(|s| s.metadata.name.clone().unwrap_or_default()),
+            )
+            .field("current_owners", &self.current_owners.len())
+            .finish()
+    }
+}
+
+/// One Node with an intent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeResolution {
+    /// `metadata.uid` of the Node (owner of its BGPNodeIntent).
+    pub uid: String,
+    /// The intent with only node-specific prefixes (PodCIDRs, Egress IPs, Service IPs with
+    /// a Local traffic policy); `sets` is filled in by materialization. See
+    /// [`Resolution::logical_intent`] for the full list.
+    pub intent: NodeIntent,
+    pub report: NodeReport,
+}
+
+/// The engine's answer for one snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Resolution {
+    /// Nodes owned by a valid policy, by name.
+    pub nodes: BTreeMap<String, NodeResolution>,
+    /// Nodes owned by an invalid policy → that policy: keep their current intent.
+    pub held: BTreeMap<String, String>,
+    /// Router-ID annotations to add (Node → value); only for Nodes without one.
+    pub router_id_annotations: BTreeMap<String, RouterId>,
+    /// Every BGPPolicy, by name.
+    pub policies: BTreeMap<String, PolicyReport>,
+    /// Every Service's routes (policy-independent), by namespace/name.
+    pub services: BTreeMap<ServiceKey, ServiceRoutes>,
+    /// Problems with individual objects (bad IPs, malformed Secret keys), sorted.
+    pub problems: Vec<Problem>,
+}
+
+/// What [`Resolution::set_service`] changed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServiceChange {
+    pub service: ServiceKey,
+    /// Nodes whose node-specific prefixes changed.
+    pub nodes: BTreeSet<String>,
+    /// Families whose Cluster-scope (shared) routes of this Service changed.
+    pub shared_families: BTreeSet<Family>,
+}
+
+/// Resolves a snapshot. Pure and deterministic: the result does not depend on the order of
+/// any input list.
+pub fn resolve(snapshot: &Snapshot) -> Resolution {
+    let mut problems = Vec::new();
+    let mut facts: Vec<NodeFacts> = snapshot
+        .nodes
+        .iter()
+        .map(|n| NodeFacts::read(n, &mut problems))
+        .collect();
+    facts.sort_by(|a, b| a.name.cmp(&b.name));
+    let policies = selection::by_age(snapshot.policies.iter().map(ParsedPolicy::read).collect());
+    let owners = selection::ownership(&policies, &facts, &snapshot.current_owners);
+    let book = match &snapshot.passwords {
+        Some(secret) => PasswordBook::read(secret, &mut problems),
+        None => PasswordBook::default(),
+    };
+    let egresses = egress_index(&snapshot.egresses, &mut problems);
+
+    // Router IDs of Nodes owned by valid policies, per ASN.
+    let effective: Vec<(&NodeFacts, &ParsedPolicy)> = facts
+        .iter()
+        .filter_map(|n| owners.owner.get(&n.name).map(|&i| (n, &policies[i])))
+        .filter(|(_, p)| p.is_valid())
+        .collect();
+    let with_asn: Vec<(&NodeFacts, bgpintent_api::Asn)> = effective
+        .iter()
+        .map(|(n, p)| (*n, p.settings.as_ref().expect("valid").local_asn))
+        .collect();
+    let (router_ids, collisions) = router_id::choose(&with_asn);
+
+    let mut res = Resolution::default();
+    for (i, policy) in policies.iter().enumerate() {
+        let mut report = PolicyReport {
+            name: policy.name.clone(),
+            uid: policy.uid.clone(),
+            generation: policy.generation,
+            accepted: policy.is_valid(),
+            errors: policy.errors.clone(),
+            ignored: policy
+                .settings
+                .as_ref()
+                .map(|s| s.ignored.clone())
+                .unwrap_or_default(),
+            selected: owners.selected[i].clone(),
+            conflicts: owners.conflicts[i].clone(),
+            ..PolicyReport::default()
+        };
+        let owned = owners
+            .owner
+            .iter()
+            .filter(|(_, o)| **o == i)
+            .map(|(n, _)| n.clone());
+        if policy.is_valid() {
+            report.effective = owned.collect();
+            let settings = policy.settings.as_ref().expect("valid");
+            report.service_ip_types = settings.advertisements.service_ip_types.clone();
+            report.unauthenticated_peers = settings
+                .peers
+                .keys()
+                .filter(|k| book.lookup(k).is_none())
+                .copied()
+                .collect();
+            report.router_id_collisions = collisions
+                .iter()
+                .filter(|c| c.nodes.iter().any(|n| report.effective.contains(n)))
+                .cloned()
+                .collect();
+        } else {
+            report.held = owned.collect();
+            for node in &report.held {
+                res.held.insert(node.clone(), policy.name.clone());
+            }
+        }
+        res.policies.insert(policy.name.clone(), report);
+    }
+
+    for (node, policy) in &effective {
+        let settings = policy.settings.as_ref().expect("valid");
+        let chosen = &router_ids[&node.name];
+        if chosen.write {
+            res.router_id_annotations.insert(node.name.clone(), chosen.id);
+        }
+        let mut notes: Vec<String> = chosen.note.iter().cloned().collect();
+        let families: Vec<Family> = node.next_hops.families().collect();
+        for family in Family::ALL {
+            if node.next_hops.for_family(family).is_none() {
+                notes.push(format!(
+                    "no {family} InternalIP: {family} prefixes are not announced from this Node"
+                ));
+            }
+        }
+        let peers = settings
+            .peers
+            .iter()
+            .map(|(key, peer)| {
+                let peer_family = Family::of(key.address);
+                let intent = PeerIntent {
+                    local_address: node.next_hops.for_family(peer_family),
+                    // A session carries the families we can give a next hop for; a Node with
+                    // no InternalIP at all still offers the peer's own family so the OPEN is
+                    // valid (it then announces nothing).
+                    families: if families.is_empty() {
+                        vec![peer_family]
+                    } else {
+                        families.clone()
+                    },
+                    password: book.lookup(key).cloned(),
+                    ..peer.clone()
+                };
+                (*key, intent)
+            })
+            .collect();
+        let mut prefixes: BTreeMap<Prefix, BTreeSet<Source>> = BTreeMap::new();
+        let mut add = |prefix: Prefix, source: Source, notes: &mut Vec<String>| {
+            if node.next_hops.for_family(prefix.family()).is_some() {
+                prefixes.entry(prefix).or_default().insert(source);
+            } else {
+                notes.push(format!(
+                    "{prefix} ({source}) not announced: no {} next hop",
+                    prefix.family()
+                ));
+            }
+        };
+        if settings.advertisements.pod {
+            for cidr in &node.pod_cidrs {
+                add(*cidr, Source::PodCidr, &mut notes);
+            }
+        }
+        if settings.advertisements.egress {
+            for (name, ip) in egresses.get(&node.name).into_iter().flatten() {
+                add(*ip, Source::Egress { name: name.clone() }, &mut notes);
+            }
+        }
+        let intent = NodeIntent {
+            node: node.name.clone(),
+            policy: PolicyRef {
+                name: policy.name.clone(),
+                uid: policy.uid.clone(),
+                generation: policy.generation,
+            },
+            router_id: chosen.id,
+            local_asn: settings.local_asn,
+            listen_port: settings.listen_port,
+            confederation: settings.confederation.clone(),
+            next_hops: node.next_hops,
+            peers,
+            prefixes,
+            sets: BTreeSet::new(),
+        };
+        res.nodes.insert(
+            node.name.clone(),
+            NodeResolution {
+                uid: node.uid.clone(),
+                intent,
+                report: NodeReport {
+                    router_id_source: chosen.source,
+                    notes,
+                },
+            },
+        );
+    }
+
+    let slices = slices_by_service(&snapshot.endpoint_slices);
+    for service in &snapshot.services {
+        let key = ServiceKey::of(service);
+        let service_slices = slices.get(&key).map(Vec::as_slice).unwrap_or_default();
+        let routes = service_routes(service, service_slices, &mut problems);
+        res.set_service(key, Some(routes));
+    }
+    problems.sort();
+    problems.dedup();
+    res.problems = problems;
+    res
+}
+
+/// Node → (Egress name, host prefix of its IP).
+fn egress_index(egresses: &[Egress], problems: &mut Vec<Problem>) -> BTreeMap<String, Vec<(String, Prefix)>> {
+    let mut out: BTreeMap<String, Vec<(String, Prefix)>> = BTreeMap::new();
+    for egress in egresses {
+        let Some(status) = &egress.status else { continue };
+        let (Some(node), Some(ip)) = (&status.egress_node, &status.egress_ip) else {
+            continue;
+        };
+        if node.is_empty() || ip.is_empty() {
+            continue;
+        }
+        match Prefix::host_from_field("status.egressIP", ip) {
+            Ok(p) => out
+                .entry(node.clone())
+                .or_default()
+                .push((egress.name().to_owned(), p)),
+            Err(e) => problems.push(Problem::from_field(&format!("Egress {}", egress.name()), &e)),
+        }
+    }
+    for list in out.values_mut() {
+        list.sort();
+    }
+    out
+}
+
+impl Resolution {
+    /// Replaces (or, with `None`, removes) one Service's routes and updates the Nodes they
+    /// touch. `resolve` is built on this, so applying a change here gives exactly what a
+    /// full recomputation would.
+    pub fn set_service(&mut self, key: ServiceKey, routes: Option<ServiceRoutes>) -> ServiceChange {
+        let mut change = ServiceChange {
+            service: key.clone(),
+            ..ServiceChange::default()
+        };
+        if self.services.get(&key) == routes.as_ref() {
+            return change;
+        }
+        let old = self.services.remove(&key);
+        if old.as_ref().map(|r| &r.routes) != routes.as_ref().map(|r| &r.routes) {
+            let cluster = |r: &Option<ServiceRoutes>| -> BTreeSet<ServiceRoute> {
+                r.iter()
+                    .flat_map(|r| r.routes.iter())
+                    .filter(|r| r.scope == Scope::Cluster)
+                    .copied()
+                    .collect()
+            };
+            let (a, b) = (cluster(&old), cluster(&routes));
+            change.shared_families = a.symmetric_difference(&b).map(|r| r.prefix.family()).collect();
+        }
+        if let Some(old) = &old {
+            self.apply_local(&key, old, false, &mut change.nodes);
+        }
+        if let Some(new) = routes {
+            self.apply_local(&key, &new, true, &mut change.nodes);
+            self.services.insert(key, new);
+        }
+        change
+    }
+
+    /// Adds or removes the Local-scope routes of one Service on the Nodes that announce them.
+    fn apply_local(
+        &mut self,
+        key: &ServiceKey,
+        routes: &ServiceRoutes,
+        add: bool,
+        touched: &mut BTreeSet<String>,
+    ) {
+        for route in routes.routes.iter().filter(|r| r.scope == Scope::Local) {
+            let family = route.prefix.family();
+            let Some(nodes) = routes.local_nodes.get(&family) else {
+                continue;
+            };
+            let source = Source::Service {
+                namespace: key.namespace.clone(),
+                name: key.name.clone(),
+                ip_type: route.ip_type,
+            };
+            for node in nodes {
+                let Some(nr) = self.nodes.get_mut(node) else {
+                    continue;
+                };
+                if nr.intent.next_hops.for_family(family).is_none() {
+                    continue;
+                }
+                let announces = self
+                    .policies
+                    .get(&nr.intent.policy.name)
+                    .is_some_and(|p| p.service_ip_types.contains(&route.ip_type));
+                if !announces {
+                    continue;
+                }
+                let prefixes = &mut nr.intent.prefixes;
+                if add {
+                    prefixes.entry(route.prefix).or_default().insert(source.clone());
+                } else if let Some(sources) = prefixes.get_mut(&route.prefix) {
+                    sources.remove(&source);
+                    if sources.is_empty() {
+                        prefixes.remove(&route.prefix);
+                    }
+                }
+                touched.insert(node.clone());
+            }
+        }
+    }
+
+    /// Cluster-scope Service routes a policy announces from every Node it owns (of one
+    /// family, or both), with their sources.
+    pub fn shared_prefixes(
+        &self,
+        policy: &str,
+        family: Option<Family>,
+    ) -> BTreeMap<Prefix, BTreeSet<Source>> {
+        let mut out: BTreeMap<Prefix, BTreeSet<Source>> = BTreeMap::new();
+        let Some(report) = self.policies.get(policy) else {
+            return out;
+        };
+        for (key, routes) in &self.services {
+            for r in &routes.routes {
+                if r.scope == Scope::Cluster
+                    && report.service_ip_types.contains(&r.ip_type)
+                    && family.is_none_or(|f| f == r.prefix.family())
+                {
+                    out.entry(r.prefix).or_default().insert(Source::Service {
+                        namespace: key.namespace.clone(),
+                        name: key.name.clone(),
+                        ip_type: r.ip_type,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// The full list of prefixes a Node announces: its node-specific ones plus its policy's
+    /// shared ones of the families it has a next hop for. `sets` is left empty.
+    pub fn logical_intent(&self, node: &str) -> Option<NodeIntent> {
+        let nr = self.nodes.get(node)?;
+        let mut intent = nr.intent.clone();
+        for family in intent.next_hops.families().collect::<Vec<_>>() {
+            for (prefix, sources) in self.shared_prefixes(&intent.policy.name, Some(family)) {
+                intent.prefixes.entry(prefix).or_default().extend(sources);
+            }
+        }
+        Some(intent)
+    }
+
+    /// Shared prefixes of the Node's policy it cannot announce for lack of a next hop.
+    pub fn unannounced_shared(&self, node: &str) -> BTreeMap<Family, usize> {
+        let Some(nr) = self.nodes.get(node) else {
+            return BTreeMap::new();
+        };
+        Family::ALL
+            .into_iter()
+            .filter(|f| nr.intent.next_hops.for_family(*f).is_none())
+            .map(|f| (f, self.shared_prefixes(&nr.intent.policy.name, Some(f)).len()))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;
