@@ -57,8 +57,8 @@ impl BirdConfig {
                 .filter(|a| Family::of(a.prefix.addr()) == family)
             {
                 let mut attrs = String::new();
-                if let Some(med) = a.med {
-                    let _ = write!(attrs, " bgp_med = {med};");
+                if let Some(origin) = a.origin {
+                    let _ = write!(attrs, " bgp_origin = ORIGIN_{};", origin.keyword().to_uppercase());
                 }
                 for (x, y) in &a.communities {
                     let _ = write!(attrs, " bgp_community.add(({x},{y}));");
@@ -70,6 +70,15 @@ impl BirdConfig {
             }
             let _ = writeln!(c, "}}");
         }
+        // BIRD sends MED to an eBGP peer only if the export filter set it ("fresh"), so
+        // MEDs of announcements live here rather than on the static routes.
+        let _ = writeln!(c, "filter lab_export {{");
+        for a in &self.announcements {
+            if let Some(med) = a.med {
+                let _ = writeln!(c, "  if net = {} then bgp_med = {med};", a.prefix);
+            }
+        }
+        let _ = writeln!(c, "  accept;\n}}");
         let _ = writeln!(
             c,
             "template bgp labpeer {{\n  local as {};\n  hold time 90; keepalive time 30;\n  \
@@ -95,7 +104,7 @@ impl BirdConfig {
             if n.passive {
                 let _ = writeln!(c, "  passive on;");
             }
-            let export = if n.export { "all" } else { "none" };
+            let export = if n.export { "filter lab_export" } else { "none" };
             for family in Family::ALL.into_iter().filter(|f| n.has(*f)) {
                 let _ = writeln!(c, "  {} {{ import all; export {export}; }};", channel(family));
             }
@@ -249,7 +258,8 @@ mod tests {
             "multihop 2;",
             "passive on;",
             "ipv4 { import all; export none; };",
-            "route 203.0.113.64/26 blackhole { bgp_med = 7; bgp_community.add((64502,1)); };",
+            "route 203.0.113.64/26 blackhole { bgp_community.add((64502,1)); };",
+            "if net = 203.0.113.64/26 then bgp_med = 7;",
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }

@@ -51,6 +51,9 @@ impl FrrConfig {
             if let Some(med) = a.med {
                 let _ = writeln!(c, " set metric {med}");
             }
+            if let Some(origin) = a.origin {
+                let _ = writeln!(c, " set origin {}", origin.keyword());
+            }
             if !a.communities.is_empty() {
                 let list: Vec<String> = a.communities.iter().map(|(x, y)| format!("{x}:{y}")).collect();
                 let _ = writeln!(c, " set community {}", list.join(" "));

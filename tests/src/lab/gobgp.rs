@@ -200,6 +200,9 @@ impl Gobgp {
         if let Some(med) = a.med {
             args.extend(["med".into(), med.to_string()]);
         }
+        if let Some(origin) = a.origin {
+            args.extend(["origin".into(), origin.keyword().into()]);
+        }
         if !a.communities.is_empty() {
             let list: Vec<String> = a.communities.iter().map(|(x, y)| format!("{x}:{y}")).collect();
             args.extend(["community".into(), list.join(",")]);

@@ -38,6 +38,17 @@ pub struct Route {
     pub from: Option<IpAddr>,
 }
 
+impl Origin {
+    /// The keyword BIRD, GoBGP and FRR configs use.
+    pub const fn keyword(self) -> &'static str {
+        match self {
+            Origin::Igp => "igp",
+            Origin::Egp => "egp",
+            Origin::Incomplete => "incomplete",
+        }
+    }
+}
+
 impl Route {
     fn new(prefix: IpNet) -> Self {
         Self {

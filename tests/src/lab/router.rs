@@ -10,7 +10,11 @@ use std::{
 use bgpintent_api::{Family, SessionState};
 use ipnet::IpNet;
 
-use super::{LabError, Result, process::Process, route::Route};
+use super::{
+    LabError, Result,
+    process::Process,
+    route::{Origin, Route},
+};
 
 /// One BGP session of a router, rendered into BIRD, GoBGP or FRR syntax by that router.
 #[derive(Clone, PartialEq, Eq)]
@@ -119,6 +123,8 @@ pub struct Announcement {
     /// their session address ("next hop self" for eBGP).
     pub next_hop: Option<IpAddr>,
     pub med: Option<u32>,
+    /// ORIGIN to set; `None` leaves the router's default (GoBGP's CLI: incomplete).
+    pub origin: Option<Origin>,
     pub communities: Vec<(u16, u16)>,
     pub large_communities: Vec<(u32, u32, u32)>,
 }
@@ -129,6 +135,7 @@ impl Announcement {
             prefix: prefix.parse().expect("announcement prefix"),
             next_hop: None,
             med: None,
+            origin: None,
             communities: Vec::new(),
             large_communities: Vec::new(),
         }
@@ -141,6 +148,11 @@ impl Announcement {
 
     pub fn med(mut self, med: u32) -> Self {
         self.med = Some(med);
+        self
+    }
+
+    pub fn origin(mut self, origin: Origin) -> Self {
+        self.origin = Some(origin);
         self
     }
 
