@@ -64,7 +64,9 @@ pub enum ConnectError {
     /// password mismatch (or a key on one side only), a GTSM/TTL mismatch, or a firewall.
     #[error("no answer from {peer} within {waited:?} (TCP-MD5 password or TTL mismatch?)")]
     NoAnswer { peer: SocketAddr, waited: Duration },
-    /// The peer answered with a reset: nothing listens on that port, or the peer refuses us.
+    /// The peer answered with a reset: nothing listens on that port, or the peer refuses
+    /// us (a reset right after the handshake, as a speaker sends to unconfigured or
+    /// GTSM-failing peers, counts too).
     #[error("connection to {peer} refused")]
     Refused { peer: SocketAddr },
     /// No route, or an ICMP error came back (also what a too-small multihop TTL gives:
@@ -113,7 +115,7 @@ impl ConnectError {
     fn classify(peer: SocketAddr, local: Option<IpAddr>, waited: Duration, source: io::Error) -> Self {
         match source.raw_os_error() {
             Some(libc::ETIMEDOUT) => ConnectError::NoAnswer { peer, waited },
-            Some(libc::ECONNREFUSED) => ConnectError::Refused { peer },
+            Some(libc::ECONNREFUSED | libc::ECONNRESET) => ConnectError::Refused { peer },
             Some(libc::EHOSTUNREACH | libc::ENETUNREACH | libc::EHOSTDOWN | libc::ENETDOWN) => {
                 ConnectError::Unreachable { peer, source }
             }
