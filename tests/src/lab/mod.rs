@@ -36,6 +36,7 @@ mod topology;
 use std::{
     collections::BTreeMap,
     fmt,
+    io::Write as _,
     net::{Ipv4Addr, Ipv6Addr},
     path::{Path, PathBuf},
     sync::{
@@ -105,7 +106,9 @@ pub fn require(test: &str, programs: &[&str]) -> bool {
     if std::env::var_os("CI").is_some() {
         panic!("{msg}; CI is set, so this is a failure, not a skip");
     }
-    eprintln!("\n*** SKIPPED {msg} ***\n");
+    // Straight to the process's stderr, not `eprintln!`: the test harness captures the
+    // latter and shows it only for failing tests, and a skip must be seen.
+    let _ = writeln!(std::io::stderr(), "\n*** SKIPPED {msg} ***\n");
     false
 }
 
