@@ -24,7 +24,7 @@ use bgpintent_speaker::net::{
     AllowedPeer, ConnectError, ConnectOptions, ListenConfig, Listener, Md5Key, TtlMode, connect, minimum_ttl,
     outgoing_ttl,
 };
-use bgpintent_tests::lab::{BIRD, BirdConfig, FAR, Lab, Neighbor, Netns, NsThread, SPEAKER, Topology};
+use bgpintent_tests::lab::{BIRD, FAR, Lab, Netns, NsThread, SPEAKER, Topology};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Bounded connect timeout for the tests that expect no answer.
@@ -539,9 +539,9 @@ fn bird_with_password_connects_to_our_listener() {
         vec![allowed(lab.v4(BIRD), direct(), key("bird-lab-pw"))],
         19,
     );
-    let mut cfg = BirdConfig::new("192.0.2.2".parse().unwrap(), 64502);
-    cfg.neighbors
-        .push(Neighbor::new("spk4", lab.v4(BIRD), lab.v4(SPEAKER), 64500).password("bird-lab-pw"));
+    let mut cfg = lab.bird_config();
+    cfg.neighbors.retain(|n| n.address.is_ipv4());
+    cfg.neighbors[0].password = Some("bird-lab-pw".into());
     let started = Instant::now();
     let _bird = lab.start_bird(BIRD, &cfg).unwrap();
     let seen = server.next(Duration::from_secs(20)).expect("BIRD connected");

@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::{Lab, Result};
+use super::{BirdConfig, FrrConfig, GobgpConfig, Lab, Neighbor, Result};
 
 pub const SPEAKER: &str = "spk";
 pub const BIRD: &str = "bird";
@@ -141,5 +141,40 @@ impl Lab {
                 .v6
                 .unwrap_or_else(|| panic!("{node} has no IPv6 address")),
         )
+    }
+}
+
+impl Lab {
+    /// Sessions from router node `node` to the speaker (AS [`SPEAKER_AS`], port 179): `spk4`
+    /// over IPv4 carrying IPv4, `spk6` over IPv6 carrying IPv6. The routers connect
+    /// actively and accept, and export nothing to the speaker (it is announce-only); call
+    /// `.password()`, `.passive()`, `.families()` etc. on the result to change that.
+    pub fn speaker_neighbors(&self, node: &str) -> Vec<Neighbor> {
+        vec![
+            Neighbor::new("spk4", self.v4(node), self.v4(SPEAKER), SPEAKER_AS).no_export(),
+            Neighbor::new("spk6", self.v6(node), self.v6(SPEAKER), SPEAKER_AS).no_export(),
+        ]
+    }
+
+    /// BIRD on the `bird` node (router ID 192.0.2.2, AS [`BIRD_AS`]) with
+    /// [`Lab::speaker_neighbors`].
+    pub fn bird_config(&self) -> BirdConfig {
+        let mut c = BirdConfig::new(v4(2), BIRD_AS);
+        c.neighbors = self.speaker_neighbors(BIRD);
+        c
+    }
+
+    /// GoBGP on the `gobgp` node (192.0.2.3, AS [`GOBGP_AS`]) with the speaker sessions.
+    pub fn gobgp_config(&self) -> GobgpConfig {
+        let mut c = GobgpConfig::new(v4(3), GOBGP_AS, vec![self.v4(GOBGP), self.v6(GOBGP)]);
+        c.neighbors = self.speaker_neighbors(GOBGP);
+        c
+    }
+
+    /// FRR on the `frr` node (192.0.2.4, AS [`FRR_AS`]) with the speaker sessions.
+    pub fn frr_config(&self) -> FrrConfig {
+        let mut c = FrrConfig::new(v4(4), FRR_AS);
+        c.neighbors = self.speaker_neighbors(FRR);
+        c
     }
 }
