@@ -1,1 +1,3 @@
 //! The bgp-intent node speaker: one Node's intent in, BGP sessions out.
+
+pub mod net;
