@@ -15,6 +15,7 @@
 //!
 //! See docs/intent-engine.md for the semantics, the choices made and the scale figures.
 
+pub mod app;
 pub mod cli;
 pub mod fixtures;
 pub mod http;
@@ -22,3 +23,5 @@ pub mod intent;
 pub mod lease;
 pub mod materialize;
 pub mod metrics;
+pub mod reconcile;
+pub mod status;

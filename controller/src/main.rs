@@ -1,5 +1,5 @@
-//! `bgp-intent-controller`: offline `render` and `explain` today; `run` (the controller
-//! against a cluster) comes with the reconcile layer.
+//! `bgp-intent-controller`: `run` (the controller against a cluster), and offline `render`
+//! and `explain` from manifests.
 
 use std::process::ExitCode;
 

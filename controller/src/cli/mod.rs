@@ -4,6 +4,8 @@
 //!   what it would report on the policies (stderr). No paths: the embedded sample cluster.
 //! * `explain --node N --prefix P [PATHS...]`: why P is or is not announced from N.
 //!
+//! `run` (the controller itself) is in [`crate::app`].
+//!
 //! Both run the same pure functions as the controller ([`crate::intent::resolve`],
 //! [`crate::materialize::materialize`]), so what they print is what would be written.
 
@@ -36,6 +38,8 @@ pub enum Command {
     Render(Input),
     /// Explain why a prefix is or is not announced from a Node.
     Explain(ExplainArgs),
+    /// Run the controller against the cluster (in-cluster config or KUBECONFIG).
+    Run(crate::app::RunArgs),
 }
 
 /// Where the cluster comes from.
@@ -69,6 +73,8 @@ pub enum CliError {
     Prefix(String),
     #[error("cannot write output: {0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Run(String),
 }
 
 fn load(input: &Input, err: &mut dyn Write) -> Result<Snapshot, CliError> {
@@ -108,6 +114,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Cli
                 intent::explain::explain(&snapshot, &res, &args.node, prefix)
             )?;
         }
+        Command::Run(args) => crate::app::run_blocking(args).map_err(CliError::Run)?,
     }
     Ok(())
 }

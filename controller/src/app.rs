@@ -1,0 +1,248 @@
+//! `bgp-intent-controller run`: the controller against a cluster.
+//!
+//! ```text
+//!   SIGTERM ─▶ shutdown ─┬─▶ LeaderElector (Lease) ──leader──▶ reconcile::run (writes gated)
+//!                        ├─▶ reconcile::run ──ready──▶ /readyz
+//!                        └─▶ HTTP /healthz /readyz /metrics
+//! ```
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use clap::{Args, ValueEnum};
+use kube::runtime::events::Reporter;
+use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+
+use crate::{
+    lease::{LeaderElector, LeaseConfig},
+    metrics::Metrics,
+    reconcile::{self, Settings},
+};
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Flags of `run`; each also reads an environment variable.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Namespace of the passwords Secret and of the leader-election Lease: the controller's
+    /// own namespace (the chart passes the Pod's namespace).
+    #[arg(long, env = "BGP_INTENT_NAMESPACE", default_value = "kube-system")]
+    pub namespace: String,
+    /// This replica's identity in the Lease; must differ between replicas (the chart passes
+    /// the Pod name). Default: the host name.
+    #[arg(long, env = "BGP_INTENT_IDENTITY")]
+    pub identity: Option<String>,
+    /// Name of the Secret with peer passwords (keys `<peer address>-<peer ASN>`, IPv6
+    /// addresses with `_` for `:`). Only this Secret is read.
+    #[arg(long, env = "BGP_INTENT_PASSWORDS_SECRET", default_value = "bgp-passwords")]
+    pub passwords_secret: String,
+    /// Name of the coordination.k8s.io Lease used for leader election.
+    #[arg(long, env = "BGP_INTENT_LEASE_NAME", default_value = "bgp-intent-controller")]
+    pub lease_name: String,
+    /// How long a leader's Lease is valid after its last renewal (whole seconds are stored).
+    #[arg(long, env = "BGP_INTENT_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+    /// A leader that could not renew for this long stops writing (must be below the lease
+    /// duration).
+    #[arg(long, env = "BGP_INTENT_RENEW_DEADLINE", default_value = "10s", value_parser = parse_duration)]
+    pub renew_deadline: Duration,
+    /// How often to try to acquire or renew the Lease (must be below the renew deadline).
+    #[arg(long, env = "BGP_INTENT_RETRY_PERIOD", default_value = "2s", value_parser = parse_duration)]
+    pub retry_period: Duration,
+    /// Address of /healthz, /readyz (caches synced) and /metrics.
+    #[arg(long, env = "BGP_INTENT_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    /// Log format; the level comes from RUST_LOG (default info).
+    #[arg(long, env = "BGP_INTENT_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Quiet time after a change before the controller recomputes (bursts make one pass).
+    #[arg(long, env = "BGP_INTENT_DEBOUNCE", default_value = "200ms", value_parser = parse_duration)]
+    pub debounce: Duration,
+}
+
+/// Parses `250ms`, `15s`, `2m` or `1h`. Ten lines of std, so no crate.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 250ms, 15s, 2m or 1h"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("{s:?}: unit must be ms, s, m or h")),
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+impl RunArgs {
+    pub fn lease_config(&self) -> Result<LeaseConfig, String> {
+        let identity = match &self.identity {
+            Some(i) => i.clone(),
+            None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .map_err(|e| format!("--identity not given and no host name: {e}"))?,
+        };
+        let config = LeaseConfig {
+            name: self.lease_name.clone(),
+            namespace: self.namespace.clone(),
+            identity,
+            lease_duration: self.lease_duration,
+            renew_deadline: self.renew_deadline,
+            retry_period: self.retry_period,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn settings(&self) -> Settings {
+        Settings {
+            namespace: self.namespace.clone(),
+            passwords_secret: self.passwords_secret.clone(),
+            debounce: self.debounce,
+            retry: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A running controller (everything but the process-level concerns), for `run` and tests.
+#[derive(Debug)]
+pub struct Running {
+    pub leader: watch::Receiver<bool>,
+    pub ready: watch::Receiver<bool>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops gracefully: releases the Lease, stops the informers.
+    pub async fn stop(self) {
+        self.shutdown.send_replace(true);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+    }
+
+    /// Kills without releasing anything, like a crash.
+    pub fn abort(self) {
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Starts leader election and the reconcile loop on `client`.
+pub fn start(
+    client: kube::Client,
+    lease: LeaseConfig,
+    settings: Settings,
+    registry: &mut Registry,
+) -> Running {
+    let metrics = Metrics::register(registry);
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let (ready_tx, ready) = watch::channel(false);
+    let reporter = Reporter {
+        controller: "bgp-intent-controller".into(),
+        instance: Some(lease.identity.clone()),
+    };
+    let elector = LeaderElector::new(client.clone(), lease);
+    let leader = elector.subscribe();
+    let mut tasks = vec![tokio::spawn(elector.run(shutdown_rx.clone()))];
+    let gauge = metrics.leader.clone();
+    let mut leading = leader.clone();
+    tasks.push(tokio::spawn(async move {
+        loop {
+            gauge.set(i64::from(*leading.borrow_and_update()));
+            if leading.changed().await.is_err() {
+                break;
+            }
+        }
+    }));
+    tasks.push(tokio::spawn(reconcile::run(
+        client,
+        settings,
+        metrics,
+        leader.clone(),
+        ready_tx,
+        shutdown_rx,
+        reporter,
+    )));
+    Running {
+        leader,
+        ready,
+        shutdown,
+        tasks,
+    }
+}
+
+/// The whole process: logging, client, signals, HTTP endpoints, controller.
+pub fn run_blocking(args: RunArgs) -> Result<(), String> {
+    init_logging(args.log_format);
+    let lease = args.lease_config()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async move {
+        let client = kube::Client::try_default()
+            .await
+            .map_err(|e| format!("cannot reach the API server: {e}"))?;
+        let mut registry = Registry::with_prefix("bgpintent");
+        let running = start(client, lease, args.settings(), &mut registry);
+        let listener = crate::http::bind(args.metrics_addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (stop_http, http_shutdown) = watch::channel(false);
+        let http = tokio::spawn(crate::http::serve(
+            listener,
+            Arc::new(registry),
+            running.ready.clone(),
+            http_shutdown,
+        ));
+        tracing::info!(addr = %args.metrics_addr, "serving /healthz /readyz /metrics");
+        wait_for_signal().await;
+        tracing::info!("shutting down: releasing the Lease");
+        running.stop().await;
+        stop_http.send_replace(true);
+        let _ = http.await;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("15s").unwrap(), Duration::from_secs(15));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("15").is_err());
+        assert!(parse_duration("s").is_err());
+    }
+}

@@ -1,0 +1,275 @@
+//! Writes: server-side applies, deletes, status and Events, each only while leading.
+
+use std::{collections::BTreeSet, sync::Mutex};
+
+use bgpintent_api::RouterId;
+use bgpintent_crd::{BGPPolicy, BGPPolicyStatus};
+use k8s_openapi::{api::core::v1::Node, apimachinery::pkg::apis::meta::v1::Time};
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::{DeleteParams, Patch, PatchParams},
+    runtime::events::{Event, EventType, Recorder, Reporter},
+};
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use super::{PassReport, Stores};
+use crate::{
+    intent::{ROUTER_ID_ANNOTATION, Resolution},
+    metrics::{KindLabel, Metrics},
+    status::policy_status,
+};
+
+/// The one field manager of every controller write.
+pub const FIELD_MANAGER: &str = "bgp-intent-controller";
+
+/// Whether the cluster's object already is what we would apply: same spec, our labels and
+/// owner references present. Status, resourceVersion and other managers' fields are
+/// ignored.
+pub fn same<K: Resource + Serialize>(current: Option<&K>, desired: &K) -> bool {
+    let Some(current) = current else { return false };
+    let spec = |o: &K| {
+        serde_json::to_value(o)
+            .ok()
+            .map(|v| v.get("spec").cloned().unwrap_or(Value::Null))
+    };
+    let labels_ok = desired
+        .meta()
+        .labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| current.labels().get(k) == Some(v));
+    labels_ok
+        && spec(current) == spec(desired)
+        && current.meta().owner_references == desired.meta().owner_references
+}
+
+/// Carries out writes for the reconciler.
+pub struct Writer {
+    client: Client,
+    recorder: Recorder,
+    leader: watch::Receiver<bool>,
+    /// Events already published and still true: (object uid, reason, message).
+    emitted: Mutex<BTreeSet<(String, String, String)>>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").finish_non_exhaustive()
+    }
+}
+
+impl Writer {
+    pub fn new(client: Client, reporter: Reporter, leader: watch::Receiver<bool>) -> Self {
+        let recorder = Recorder::new(client.clone(), reporter);
+        Self {
+            client,
+            recorder,
+            leader,
+            emitted: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    fn leading(&self) -> bool {
+        *self.leader.borrow()
+    }
+
+    pub async fn apply<K>(&self, desired: &K, kind: &'static str, metrics: &Metrics, report: &mut PassReport)
+    where
+        K: Resource<Scope = kube::core::ClusterResourceScope>
+            + Clone
+            + Serialize
+            + DeserializeOwned
+            + std::fmt::Debug,
+        K::DynamicType: Default,
+    {
+        if !self.leading() {
+            return;
+        }
+        let name = desired.name_any();
+        let api: Api<K> = Api::all(self.client.clone());
+        match api
+            .patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(desired),
+            )
+            .await
+        {
+            Ok(_) => {
+                report.applied += 1;
+                metrics.objects_written.get_or_create(&KindLabel { kind }).inc();
+                tracing::debug!(%kind, %name, "applied");
+            }
+            Err(e) => report.failures.push(format!("apply: {kind} {name}: {e}")),
+        }
+    }
+
+    pub async fn delete<K>(&self, name: &str, kind: &'static str, metrics: &Metrics, report: &mut PassReport)
+    where
+        K: Resource<Scope = kube::core::ClusterResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
+        K::DynamicType: Default,
+    {
+        if !self.leading() {
+            return;
+        }
+        let api: Api<K> = Api::all(self.client.clone());
+        match api.delete(name, &DeleteParams::default()).await {
+            Ok(_) => {
+                report.deleted += 1;
+                metrics.objects_deleted.get_or_create(&KindLabel { kind }).inc();
+                tracing::info!(%kind, %name, "deleted");
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => report.failures.push(format!("delete: {kind} {name}: {e}")),
+        }
+    }
+
+    /// Adds the router-ID annotation; the engine asks only for Nodes without one, and a
+    /// stored value is never changed.
+    pub async fn annotate_node(&self, node: &str, router_id: RouterId, report: &mut PassReport) {
+        if !self.leading() {
+            return;
+        }
+        let api: Api<Node> = Api::all(self.client.clone());
+        let body = json!({"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": node, "annotations": {ROUTER_ID_ANNOTATION: router_id.to_string()}}});
+        match api
+            .patch(
+                node,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await
+        {
+            Ok(_) => report.applied += 1,
+            Err(e) => report.failures.push(format!("annotate: Node {node}: {e}")),
+        }
+    }
+
+    /// Writes each policy's status when it differs from the stored one.
+    pub async fn policy_statuses(&self, res: &Resolution, stores: &Stores, report: &mut PassReport) {
+        if !self.leading() {
+            return;
+        }
+        let now = Time(
+            jiff::Timestamp::now()
+                .round(jiff::Unit::Second)
+                .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+        );
+        let intents = stores.intents.state();
+        let api: Api<BGPPolicy> = Api::all(self.client.clone());
+        for policy in stores.policies.state() {
+            let name = policy.name_any();
+            let Some(policy_report) = res.policies.get(&name) else {
+                continue;
+            };
+            let owned: Vec<_> = intents
+                .iter()
+                .filter(|i| i.spec.policy.name == name && policy_report.effective.contains(&i.name_any()))
+                .map(|i| &**i)
+                .collect();
+            let status = policy_status(policy_report, &owned, policy.status.as_ref(), now.clone());
+            if policy.status.as_ref() == Some(&status) {
+                continue;
+            }
+            let body = status_body(&name, &status);
+            match api
+                .patch_status(
+                    &name,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(&body),
+                )
+                .await
+            {
+                Ok(_) => report.statuses += 1,
+                Err(e) => report.failures.push(format!("status: BGPPolicy {name}: {e}")),
+            }
+        }
+    }
+
+    /// Publishes an Event for every policy problem that is new since the last pass.
+    pub async fn events(&self, res: &Resolution) {
+        if !self.leading() {
+            return;
+        }
+        let mut active = BTreeSet::new();
+        let mut to_publish = Vec::new();
+        for (name, p) in &res.policies {
+            for (type_, reason, note) in policy_events(p) {
+                let key = (p.uid.clone(), reason.to_owned(), note.clone());
+                if !self.emitted.lock().expect("lock").contains(&key) {
+                    to_publish.push((name.clone(), p.uid.clone(), type_, reason, note));
+                }
+                active.insert(key);
+            }
+        }
+        for (name, uid, type_, reason, note) in to_publish {
+            let event = Event {
+                type_,
+                reason: reason.to_owned(),
+                note: Some(note),
+                action: "Reconcile".into(),
+                secondary: None,
+            };
+            let reference = k8s_openapi::api::core::v1::ObjectReference {
+                api_version: Some(BGPPolicy::api_version(&()).into_owned()),
+                kind: Some(BGPPolicy::kind(&()).into_owned()),
+                name: Some(name.clone()),
+                uid: Some(uid),
+                ..Default::default()
+            };
+            if let Err(error) = self.recorder.publish(&event, &reference).await {
+                tracing::warn!(policy = %name, %error, "could not publish an Event");
+            }
+        }
+        *self.emitted.lock().expect("lock") = active;
+    }
+}
+
+/// The status subresource apply body.
+pub fn status_body(name: &str, status: &BGPPolicyStatus) -> Value {
+    json!({"apiVersion": BGPPolicy::api_version(&()), "kind": BGPPolicy::kind(&()),
+           "metadata": {"name": name}, "status": status})
+}
+
+/// Events a policy's report calls for: (type, reason, note). Notes never carry a password.
+fn policy_events(p: &crate::intent::PolicyReport) -> Vec<(EventType, &'static str, String)> {
+    let mut out = Vec::new();
+    if !p.accepted {
+        let errors: Vec<String> = p.errors.iter().map(ToString::to_string).collect();
+        out.push((EventType::Warning, "InvalidSpec", errors.join("; ")));
+    }
+    for (node, owner) in &p.conflicts {
+        out.push((
+            EventType::Warning,
+            "Conflicted",
+            format!("Node {node} is owned by older BGPPolicy {owner}"),
+        ));
+    }
+    for c in &p.router_id_collisions {
+        let nodes: Vec<&str> = c.nodes.iter().map(String::as_str).collect();
+        out.push((
+            EventType::Warning,
+            "RouterIDCollision",
+            format!(
+                "Nodes {} share router ID {} in AS {}",
+                nodes.join(", "),
+                c.router_id,
+                c.asn
+            ),
+        ));
+    }
+    for peer in &p.unauthenticated_peers {
+        out.push((
+            EventType::Normal,
+            "PasswordKeyMissing",
+            format!(
+                "no key {} in the passwords Secret: the session to {peer} is unauthenticated",
+                peer.password_key()
+            ),
+        ));
+    }
+    out
+}
