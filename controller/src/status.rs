@@ -48,7 +48,7 @@ fn list<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
 }
 
 /// The status of one policy. `intents` are the current BGPNodeIntents of the Nodes the policy
-/// owns (with the speakers' status); `previous` is the status stored now; `now` stamps
+/// owns (with the speakers' status), in name order; `previous` is the status stored now; `now` stamps
 /// conditions whose status changed.
 pub fn policy_status(
     report: &PolicyReport,

@@ -159,34 +159,41 @@ impl Writer {
                 .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
         );
         let intents = stores.intents.state();
-        let api: Api<BGPPolicy> = Api::all(self.client.clone());
         for policy in stores.policies.state() {
             let name = policy.name_any();
             let Some(policy_report) = res.policies.get(&name) else {
                 continue;
             };
-            let owned: Vec<_> = intents
+            // Sorted: cache order is arbitrary, and the status must not change with it.
+            let mut owned: Vec<_> = intents
                 .iter()
                 .filter(|i| i.spec.policy.name == name && policy_report.effective.contains(&i.name_any()))
                 .map(|i| &**i)
                 .collect();
+            owned.sort_by_key(|i| i.name_any());
             let status = policy_status(policy_report, &owned, policy.status.as_ref(), now.clone());
             if policy.status.as_ref() == Some(&status) {
                 continue;
             }
-            let body = status_body(&name, &status);
-            match api
-                .patch_status(
-                    &name,
-                    &PatchParams::apply(FIELD_MANAGER).force(),
-                    &Patch::Apply(&body),
-                )
-                .await
-            {
-                Ok(_) => report.statuses += 1,
+            match self.write_policy_status(&name, &status).await {
+                Ok(()) => report.statuses += 1,
                 Err(e) => report.failures.push(format!("status: BGPPolicy {name}: {e}")),
             }
         }
+    }
+
+    /// Server-side apply of a policy's status subresource.
+    pub async fn write_policy_status(&self, name: &str, status: &BGPPolicyStatus) -> Result<(), kube::Error> {
+        let api: Api<BGPPolicy> = Api::all(self.client.clone());
+        let body = json!({"apiVersion": BGPPolicy::api_version(&()), "kind": BGPPolicy::kind(&()),
+                          "metadata": {"name": name}, "status": status});
+        api.patch_status(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Publishes an Event for every policy problem that is new since the last pass.
@@ -226,12 +233,6 @@ impl Writer {
         }
         *self.emitted.lock().expect("lock") = active;
     }
-}
-
-/// The status subresource apply body.
-pub fn status_body(name: &str, status: &BGPPolicyStatus) -> Value {
-    json!({"apiVersion": BGPPolicy::api_version(&()), "kind": BGPPolicy::kind(&()),
-           "metadata": {"name": name}, "status": status})
 }
 
 /// Events a policy's report calls for: (type, reason, note). Notes never carry a password.

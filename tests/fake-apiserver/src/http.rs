@@ -135,6 +135,11 @@ async fn route(
                 .into(),
             body: body.to_vec(),
             persisted,
+            client: headers
+                .get(crate::CLIENT_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .into(),
         });
     };
     let ns = target.namespace.as_str();

@@ -59,6 +59,9 @@ pub use selector::{FieldSelector, LabelSelector};
 use store::Store;
 pub use store::{ApiError, ResourceType};
 
+/// The request header [`FakeApiServer::client_as`] sets.
+pub const CLIENT_HEADER: &str = "x-fake-client";
+
 /// One write request as the server received it.
 #[derive(Debug, Clone)]
 pub struct WriteRecord {
@@ -69,6 +72,8 @@ pub struct WriteRecord {
     pub body: Vec<u8>,
     /// Whether the write changed the stored object.
     pub persisted: bool,
+    /// The `x-fake-client` header of the request (see [`FakeApiServer::client_as`]).
+    pub client: String,
 }
 
 #[derive(Debug)]
@@ -166,7 +171,18 @@ impl FakeApiServer {
 
     /// A kube client talking to this server (default namespace `default`).
     pub fn client(&self) -> kube::Client {
-        let config = kube::Config::new(self.url().parse().expect("valid url"));
+        self.client_as("")
+    }
+
+    /// A client whose write requests are recorded with `name`, to tell replicas apart.
+    pub fn client_as(&self, name: &str) -> kube::Client {
+        let mut config = kube::Config::new(self.url().parse().expect("valid url"));
+        if !name.is_empty() {
+            config.headers.push((
+                axum::http::HeaderName::from_static(CLIENT_HEADER),
+                axum::http::HeaderValue::from_str(name).expect("header value"),
+            ));
+        }
         kube::Client::try_from(config).expect("client from config")
     }
 
