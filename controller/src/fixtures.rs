@@ -355,3 +355,107 @@ pub fn secret(name: &str, uid: &str, data: &[(&str, &str)]) -> Secret {
         ..Secret::default()
     }
 }
+
+// ===== Synthetic clusters for benchmarks =====
+
+/// Deterministic pseudo-random numbers (no dependency, same cluster every run).
+#[derive(Debug)]
+pub struct Lcg(pub u64);
+impl Lcg {
+    pub fn next(&mut self, n: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((self.0 >> 33) as usize) % n
+    }
+}
+
+pub fn ip4(i: usize, base: u8) -> String {
+    format!("{base}.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255)
+}
+
+/// One Service and its slice: every 10th has internalTrafficPolicy Local, every 20th is
+/// a LoadBalancer with externalTrafficPolicy Local, a third are dual-stack.
+pub fn make_service(
+    i: usize,
+    nodes: usize,
+    per_service: usize,
+    rng: &mut Lcg,
+) -> (
+    k8s_openapi::api::core::v1::Service,
+    k8s_openapi::api::discovery::v1::EndpointSlice,
+) {
+    let ns = format!("ns-{}", i % 100);
+    let name = format!("svc-{i}");
+    let v4 = ip4(i, 10);
+    let v6 = format!("fd00:96::{i:x}");
+    let mut b = service(&ns, &name);
+    b = if i.is_multiple_of(3) {
+        b.cluster_ips(&[&v4, &v6])
+    } else {
+        b.cluster_ips(&[&v4])
+    };
+    if i.is_multiple_of(10) {
+        b = b.itp_local();
+    }
+    if i % 20 == 5 {
+        b = b.lb_ips(&[&ip4(i, 100)]).etp_local();
+    }
+    let mut s = slice(&ns, &name, &format!("{name}-abcde"), "IPv4");
+    for e in 0..per_service {
+        let node = format!("node-{}", rng.next(nodes));
+        s = s.endpoint(&ip4(i * per_service + e, 11), Some(&node), READY);
+    }
+    (b.build(), s.build())
+}
+
+/// A synthetic cluster for benchmarks: `nodes` dual-stack Nodes labelled `bgp=on`, two
+/// policies (one announcing every Service IP type, Pod CIDRs and Egress IPs to two peers;
+/// one selecting a rack and conflicting), `services` Services with `endpoints` endpoints in
+/// all (see [`make_service`]), 100 Egresses. Deterministic: same input, same cluster.
+pub fn synthetic_cluster(nodes: usize, services: usize, endpoints: usize) -> crate::intent::Snapshot {
+    use crate::intent::Snapshot;
+    let per_service = (endpoints / services.max(1)).max(1);
+    let mut rng = Lcg(42);
+    let mut snap = Snapshot {
+        policies: vec![
+            policy("default")
+                .created(0)
+                .select("bgp", "on")
+                .ip_types(&["ClusterIP", "ExternalIP", "LoadBalancerIP"])
+                .pod()
+                .egress()
+                .peer("192.0.2.1", 65000)
+                .peer("2001:db8::1", 65000)
+                .build(),
+            policy("rack-1").created(10).select("rack", "r1").build(),
+        ],
+        passwords: Some(secret("bgp-passwords", "uid", &[("192.0.2.1-65000", "x")])),
+        ..Snapshot::default()
+    };
+    for n in 0..nodes {
+        snap.nodes.push(
+            node(&format!("node-{n}"))
+                .label("bgp", "on")
+                .label("rack", &format!("r{}", n % 50))
+                .ipv4(&ip4(n, 172))
+                .ipv6(&format!("fd00::{n:x}"))
+                .pod_cidr(&format!("10.{}.{}.0/24", 128 + n / 256, n % 256))
+                .build(),
+        );
+    }
+    for i in 0..services {
+        let (svc, sl) = make_service(i, nodes, per_service, &mut rng);
+        snap.services.push(svc);
+        snap.endpoint_slices.push(sl);
+    }
+    for i in 0..100 {
+        snap.egresses.push(Egress::assigned(
+            &format!("eg-{i}"),
+            &format!("node-{}", i * 7 % nodes),
+            &ip4(i, 192),
+        ));
+    }
+    snap
+}
