@@ -191,12 +191,15 @@ impl Message {
 /// the message it announces, or `None` when fewer than 19 octets are there. The length
 /// is checked against the type's minimum here, before any body is read, so a decoder
 /// never sees a body shorter than its fixed part.
-pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, HeaderError> {
+///
+/// A NOTIFICATION of impossible length is [`DecodeError::BadNotification`]: it must not
+/// be answered with a NOTIFICATION (RFC 4271 §6).
+pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, DecodeError> {
     let Some(header) = buf.first_chunk::<HEADER_LEN>() else {
         return Ok(None);
     };
     if header[..16] != [0xff; 16] {
-        return Err(HeaderError::NotSynchronized);
+        return Err(HeaderError::NotSynchronized.into());
     }
     let len = u16::from_be_bytes([header[16], header[17]]);
     let n = usize::from(len);
@@ -206,12 +209,15 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, HeaderError> {
         ty::NOTIFICATION => HEADER_LEN + 2,
         ty::KEEPALIVE => HEADER_LEN,
         ty::ROUTE_REFRESH => HEADER_LEN + 4,
-        t => return Err(HeaderError::BadType(t)),
+        t => return Err(HeaderError::BadType(t).into()),
     };
     // KEEPALIVE must be exactly 19 (RFC 4271 §6.1). ROUTE-REFRESH of another length is a
     // code-7 error (RFC 7313 §5), reported by the decoder with the whole message.
     if n < min || n > MAX_MESSAGE_LEN || (header[18] == ty::KEEPALIVE && n != HEADER_LEN) {
-        return Err(HeaderError::BadLength(len));
+        if header[18] == ty::NOTIFICATION {
+            return Err(DecodeError::BadNotification("bad message length"));
+        }
+        return Err(HeaderError::BadLength(len).into());
     }
     Ok(Some(n))
 }

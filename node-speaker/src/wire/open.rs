@@ -285,43 +285,26 @@ impl Open {
         })
     }
 
-    /// The netgauze message. Capabilities are split over several optional parameters
-    /// when together they exceed the 255-octet parameter length (netgauze writes the
-    /// length as `u8` without checking).
+    /// The netgauze message: all capabilities in one optional parameter. netgauze writes
+    /// the parameter length as `u8` without checking, so more than 253 octets of
+    /// capabilities is refused here (we would need RFC 9072, and never send that much).
     pub(super) fn to_netgauze(&self) -> Result<BgpOpenMessage, EncodeError> {
-        let mut params = Vec::new();
-        let mut current = Vec::new();
-        let mut current_len = 0usize;
-        for cap in &self.capabilities {
-            let len = 2 + cap.value_bytes().len();
-            if len > 255 {
-                return Err(EncodeError::Invalid(format!(
-                    "capability {} value of {} octets exceeds 255",
-                    cap.code(),
-                    len - 2
-                )));
-            }
-            if current_len + len > 255 {
-                params.push(BgpOpenMessageParameter::new_capabilities(std::mem::take(
-                    &mut current,
-                )));
-                current_len = 0;
-            }
-            current.push(cap.to_netgauze());
-            current_len += len;
-        }
-        if !current.is_empty() {
-            params.push(BgpOpenMessageParameter::new_capabilities(current));
-        }
         if self.version != BGP_VERSION {
             return Err(EncodeError::Invalid(format!("BGP version {}", self.version)));
         }
-        Ok(BgpOpenMessage::new(
-            self.my_as,
-            self.hold_time,
-            self.router_id,
-            params,
-        ))
+        let total: usize = self.capabilities.iter().map(|c| 2 + c.value_bytes().len()).sum();
+        if total > 253 {
+            return Err(EncodeError::Invalid(format!(
+                "{total} octets of capabilities exceed one optional parameter"
+            )));
+        }
+        let params = if self.capabilities.is_empty() {
+            vec![]
+        } else {
+            let caps: Vec<_> = self.capabilities.iter().map(Capability::to_netgauze).collect();
+            vec![BgpOpenMessageParameter::new_capabilities(caps)]
+        };
+        Ok(BgpOpenMessage::new(self.my_as, self.hold_time, self.router_id, params))
     }
 
     /// Parses an OPEN body (after the header). `body.len() >= 10` is checked by the
