@@ -8,8 +8,9 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use bgpintent_api::{Family, Prefix};
 use bgpintent_speaker::wire::{
-    AfiSafi, AttrValue, Capability, DecodeCtx, EncodeCtx, GracefulRestartCap, LargeCommunity, Message, MpReach,
-    MpUnreach, NextHop, Notification, Open, PathAttribute, RouteAttrs, RouteRefresh, Update, build_updates,
+    AfiSafi, AttrValue, Capability, DecodeCtx, EncodeCtx, GracefulRestartCap, LargeCommunity, Message,
+    MpReach, MpUnreach, NextHop, Notification, Open, PathAttribute, RouteAttrs, RouteRefresh, Update,
+    build_updates,
 };
 
 /// Hex octets, grouped freely with single spaces; two or more spaces start a comment.
@@ -19,7 +20,10 @@ fn hex(s: &str) -> Vec<u8> {
         .map(|l| l.trim_start().split("  ").next().unwrap_or(""))
         .flat_map(|l| l.split_whitespace())
         .collect();
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 fn p(s: &str) -> Prefix {
@@ -39,7 +43,11 @@ const EBGP: DecodeCtx = DecodeCtx {
 
 /// Encode == bytes, decode(bytes) == value.
 fn golden(msg: &Message, bytes: &[u8], ctx: &DecodeCtx) {
-    let enc = msg.to_bytes(&EncodeCtx { four_octet_as: ctx.four_octet_as }).unwrap();
+    let enc = msg
+        .to_bytes(&EncodeCtx {
+            four_octet_as: ctx.four_octet_as,
+        })
+        .unwrap();
     assert_eq!(hexs(&enc), hexs(bytes), "encoding of {msg:?}");
     let dec = Message::decode(bytes, ctx).unwrap();
     assert_eq!(&dec, msg, "decoding");
@@ -89,7 +97,9 @@ fn open_with_every_capability() {
     ));
     let bytes: Vec<u8> = bytes;
     golden(&Message::Open(open_4200000001()), &bytes, &EBGP);
-    let Message::Open(o) = Message::decode(&bytes, &EBGP).unwrap() else { panic!() };
+    let Message::Open(o) = Message::decode(&bytes, &EBGP).unwrap() else {
+        panic!()
+    };
     assert_eq!(o.asn(), 4_200_000_001);
     assert_eq!(o.families(), vec![AfiSafi::IPV4_UNICAST, AfiSafi::IPV6_UNICAST]);
 }
@@ -104,7 +114,10 @@ fn open_restart_bit_and_unknown_capabilities_round_trip() {
             time: 300,
             families: vec![(AfiSafi::IPV4_UNICAST, false)],
         }),
-        Capability::Unknown { code: 70, value: vec![] },
+        Capability::Unknown {
+            code: 70,
+            value: vec![],
+        },
         Capability::Unknown {
             code: 73,
             value: b"\x04node\x00".to_vec(),
@@ -122,7 +135,9 @@ fn open_restart_bit_and_unknown_capabilities_round_trip() {
 #[test]
 fn open_without_multiprotocol_means_ipv4_only() {
     let bytes = hex(&format!("{MARKER} 001d 01 04 fde8 00b4 c6336401 00"));
-    let Message::Open(o) = Message::decode(&bytes, &EBGP).unwrap() else { panic!() };
+    let Message::Open(o) = Message::decode(&bytes, &EBGP).unwrap() else {
+        panic!()
+    };
     assert_eq!((o.asn(), o.hold_time), (65000, 180));
     assert_eq!(o.families(), vec![AfiSafi::IPV4_UNICAST]);
 }
@@ -141,7 +156,10 @@ fn open_capabilities_are_bounded_by_the_parameter_length() {
     assert_eq!(Message::decode(&bytes, &EBGP).unwrap(), Message::Open(o.clone()));
     // A third would need RFC 9072 extended parameters: refused, not silently truncated.
     o.capabilities.push(Capability::RouteRefresh);
-    o.capabilities.push(Capability::Unknown { code: 210, value: vec![0; 47] });
+    o.capabilities.push(Capability::Unknown {
+        code: 210,
+        value: vec![0; 47],
+    });
     assert!(Message::Open(o).to_bytes(&EncodeCtx::default()).is_err());
 }
 
@@ -150,7 +168,9 @@ fn update_ipv4_ebgp_with_every_attribute() {
     let u = Update {
         attributes: vec![
             PathAttribute::new(AttrValue::Origin(0)),
-            PathAttribute::new(AttrValue::AsPath(vec![bgpintent_speaker::wire::AsSegment::sequence(vec![64500])])),
+            PathAttribute::new(AttrValue::AsPath(vec![
+                bgpintent_speaker::wire::AsSegment::sequence(vec![64500]),
+            ])),
             PathAttribute::new(AttrValue::NextHop(Ipv4Addr::new(192, 0, 2, 1))),
             PathAttribute::new(AttrValue::Med(50)),
             PathAttribute::new(AttrValue::Communities(vec![(64500 << 16) | 100])),
@@ -189,8 +209,15 @@ fn update_ipv4_ebgp_with_every_attribute() {
         ..RouteAttrs::default()
     };
     let nh = NextHop::new("192.0.2.1".parse().unwrap());
-    let built = build_updates(Family::Ipv4, &attrs, Some(nh), &[p("198.51.100.0/24")], &[], &EncodeCtx::default())
-        .unwrap();
+    let built = build_updates(
+        Family::Ipv4,
+        &attrs,
+        Some(nh),
+        &[p("198.51.100.0/24")],
+        &[],
+        &EncodeCtx::default(),
+    )
+    .unwrap();
     assert_eq!(built.len(), 1);
     assert_eq!(hexs(&built[0]), hexs(&bytes));
 }
@@ -232,8 +259,15 @@ fn update_ipv6_ibgp_with_link_local_next_hop() {
         local_pref: Some(100),
         ..RouteAttrs::default()
     };
-    let built =
-        build_updates(Family::Ipv6, &attrs, Some(nh), &[p("2001:db8:100::/48")], &[], &EncodeCtx::default()).unwrap();
+    let built = build_updates(
+        Family::Ipv6,
+        &attrs,
+        Some(nh),
+        &[p("2001:db8:100::/48")],
+        &[],
+        &EncodeCtx::default(),
+    )
+    .unwrap();
     assert_eq!(hexs(&built[0]), hexs(&bytes));
 }
 
@@ -259,7 +293,9 @@ fn update_two_octet_peer_gets_as_trans_and_as4_path() {
         four_octet_as: false,
         ibgp: false,
     };
-    let Message::Update(u) = Message::decode(&bytes, &two).unwrap() else { panic!() };
+    let Message::Update(u) = Message::decode(&bytes, &two).unwrap() else {
+        panic!()
+    };
     assert_eq!(u.announced(), 1);
     assert!(u.treat_as_withdraw.is_none());
 }
@@ -271,7 +307,9 @@ fn end_of_rib_both_families() {
     let v6 = hex(&format!("{MARKER} 001d 02 0000 0006 80 0f 03 0002 01"));
     golden(&Message::Update(Update::end_of_rib_for(Family::Ipv6)), &v6, &EBGP);
     for (bytes, af) in [(v4, AfiSafi::IPV4_UNICAST), (v6, AfiSafi::IPV6_UNICAST)] {
-        let Message::Update(u) = Message::decode(&bytes, &EBGP).unwrap() else { panic!() };
+        let Message::Update(u) = Message::decode(&bytes, &EBGP).unwrap() else {
+            panic!()
+        };
         assert_eq!(u.end_of_rib(), Some(af));
     }
 }
@@ -282,7 +320,11 @@ fn withdrawals_ipv4_and_ipv6() {
         withdrawn: vec![p("192.0.2.10/32")],
         ..Update::default()
     };
-    golden(&Message::Update(v4), &hex(&format!("{MARKER} 001c 02 0005 20c000020a 0000")), &EBGP);
+    golden(
+        &Message::Update(v4),
+        &hex(&format!("{MARKER} 001c 02 0005 20c000020a 0000")),
+        &EBGP,
+    );
     let v6 = Update {
         attributes: vec![PathAttribute::new(AttrValue::MpUnreach(MpUnreach::Unicast {
             family: Family::Ipv6,
@@ -292,7 +334,9 @@ fn withdrawals_ipv4_and_ipv6() {
     };
     golden(
         &Message::Update(v6),
-        &hex(&format!("{MARKER} 002e 02 0000 0017 80 0f 14 0002 01 80 20010db8000000000000000000000010")),
+        &hex(&format!(
+            "{MARKER} 002e 02 0000 0017 80 0f 14 0002 01 80 20010db8000000000000000000000010"
+        )),
         &EBGP,
     );
 }
@@ -301,14 +345,23 @@ fn withdrawals_ipv4_and_ipv6() {
 fn extended_length_is_set_when_a_value_exceeds_255() {
     let prefixes: Vec<Prefix> = (0..60u16).map(|i| p(&format!("2001:db8:{i:x}::/64"))).collect();
     let nh = NextHop::new("2001:db8::1".parse().unwrap());
-    let built = build_updates(Family::Ipv6, &RouteAttrs::default(), Some(nh), &prefixes, &[], &EncodeCtx::default())
-        .unwrap();
+    let built = build_updates(
+        Family::Ipv6,
+        &RouteAttrs::default(),
+        Some(nh),
+        &prefixes,
+        &[],
+        &EncodeCtx::default(),
+    )
+    .unwrap();
     assert_eq!(built.len(), 1);
     let b = &built[0];
     // ORIGIN (4) + empty AS_PATH (3), then MP_REACH with flags 0x90 and a 2-octet length:
     // 5 + 16 + 60 x 9 = 561 = 0x0231.
     assert_eq!(hexs(&b[23 + 7..23 + 11]), "90 0e 02 31");
-    let Message::Update(u) = Message::decode(b, &EBGP).unwrap() else { panic!() };
+    let Message::Update(u) = Message::decode(b, &EBGP).unwrap() else {
+        panic!()
+    };
     assert_eq!(u.announced(), 60);
     // Just below the threshold the short form is used: 5 + 16 + 26 x 9 = 255.
     let built = build_updates(
@@ -326,15 +379,27 @@ fn extended_length_is_set_when_a_value_exceeds_255() {
 #[test]
 fn notification_admin_shutdown_with_message() {
     let bytes = hex(&format!("{MARKER} 0019 03 06 02 03 627965"));
-    golden(&Message::Notification(Notification::admin_shutdown("bye")), &bytes, &EBGP);
+    golden(
+        &Message::Notification(Notification::admin_shutdown("bye")),
+        &bytes,
+        &EBGP,
+    );
 }
 
 #[test]
 fn notification_with_unknown_codes_round_trips() {
     let n = Notification::new(6, 42, vec![1, 2]);
-    golden(&Message::Notification(n), &hex(&format!("{MARKER} 0017 03 06 2a 0102")), &EBGP);
+    golden(
+        &Message::Notification(n),
+        &hex(&format!("{MARKER} 0017 03 06 2a 0102")),
+        &EBGP,
+    );
     let n = Notification::new(9, 1, vec![]);
-    golden(&Message::Notification(n), &hex(&format!("{MARKER} 0015 03 09 01")), &EBGP);
+    golden(
+        &Message::Notification(n),
+        &hex(&format!("{MARKER} 0015 03 09 01")),
+        &EBGP,
+    );
 }
 
 #[test]
@@ -343,7 +408,11 @@ fn route_refresh() {
         afi_safi: AfiSafi::IPV6_UNICAST,
         subtype: 0,
     };
-    golden(&Message::RouteRefresh(rr), &hex(&format!("{MARKER} 0017 05 0002 00 01")), &EBGP);
+    golden(
+        &Message::RouteRefresh(rr),
+        &hex(&format!("{MARKER} 0017 05 0002 00 01")),
+        &EBGP,
+    );
 }
 
 #[test]
@@ -352,10 +421,16 @@ fn decode_from_a_stream_waits_for_whole_messages() {
     let ka = Message::Keepalive.to_bytes(&EncodeCtx::default()).unwrap();
     stream.extend_from_slice(&ka);
     stream.extend_from_slice(&ka[..10]);
-    assert_eq!(Message::decode_from(&mut stream, &EBGP).unwrap(), Some(Message::Keepalive));
+    assert_eq!(
+        Message::decode_from(&mut stream, &EBGP).unwrap(),
+        Some(Message::Keepalive)
+    );
     assert_eq!(Message::decode_from(&mut stream, &EBGP).unwrap(), None);
     stream.extend_from_slice(&ka[10..]);
-    assert_eq!(Message::decode_from(&mut stream, &EBGP).unwrap(), Some(Message::Keepalive));
+    assert_eq!(
+        Message::decode_from(&mut stream, &EBGP).unwrap(),
+        Some(Message::Keepalive)
+    );
     assert!(stream.is_empty());
 }
 
@@ -366,8 +441,12 @@ fn ipv6_prefix_host_bits_are_ignored_on_decode() {
     let bytes = hex(&format!(
         "{MARKER} 003c 02 0000 0025 40 01 01 00 40 02 00 80 0e 1b 0002 01 10 20010db8000000000000000000000001 00 21 20010db8ff"
     ));
-    let Message::Update(u) = Message::decode(&bytes, &EBGP).unwrap() else { panic!() };
-    let Some(MpReach::Unicast { nlri, .. }) = u.mp_reach() else { panic!() };
+    let Message::Update(u) = Message::decode(&bytes, &EBGP).unwrap() else {
+        panic!()
+    };
+    let Some(MpReach::Unicast { nlri, .. }) = u.mp_reach() else {
+        panic!()
+    };
     assert_eq!(nlri, &vec![p("2001:db8:8000::/33")]);
     let _ = Ipv6Addr::LOCALHOST;
 }

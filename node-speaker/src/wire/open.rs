@@ -304,7 +304,12 @@ impl Open {
             let caps: Vec<_> = self.capabilities.iter().map(Capability::to_netgauze).collect();
             vec![BgpOpenMessageParameter::new_capabilities(caps)]
         };
-        Ok(BgpOpenMessage::new(self.my_as, self.hold_time, self.router_id, params))
+        Ok(BgpOpenMessage::new(
+            self.my_as,
+            self.hold_time,
+            self.router_id,
+            params,
+        ))
     }
 
     /// Parses an OPEN body (after the header). `body.len() >= 10` is checked by the
