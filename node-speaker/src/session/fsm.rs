@@ -178,6 +178,10 @@ impl Session {
                 self.arm(now, Timer::Hold, self.cfg.open_timeout, &mut out);
                 self.set_state(State::OpenSent, None, &mut out);
             }
+            (State::Idle, Event::Connected { .. }) => {
+                // Stopped: refuse the connection the agent accepted for us.
+                out.push(Action::Close);
+            }
             (State::Connect, Event::ConnectFailed { error }) => {
                 self.down(now, DownReason::ConnectFailed { error }, None, &mut out)
             }

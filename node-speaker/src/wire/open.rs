@@ -353,7 +353,7 @@ impl Open {
         let mut capabilities = Vec::new();
         let mut p = params;
         while !p.is_empty() {
-            let (ptype, len, value, tail) = if extended.is_some() {
+            let (ptype, value, tail) = if extended.is_some() {
                 let Some(&[t, hi, lo]) = p.first_chunk::<3>() else {
                     return Err(unspecific("truncated optional parameter"));
                 };
@@ -361,7 +361,7 @@ impl Open {
                 let v = p
                     .get(3..3 + len)
                     .ok_or(unspecific("optional parameter overruns"))?;
-                (t, len, v, &p[3 + len..])
+                (t, v, &p[3 + len..])
             } else {
                 let Some(&[t, l]) = p.first_chunk::<2>() else {
                     return Err(unspecific("truncated optional parameter"));
@@ -370,9 +370,8 @@ impl Open {
                 let v = p
                     .get(2..2 + len)
                     .ok_or(unspecific("optional parameter overruns"))?;
-                (t, len, v, &p[2 + len..])
+                (t, v, &p[2 + len..])
             };
-            let _ = len;
             if ptype != open_param::CAPABILITIES {
                 return Err(DecodeError::Open(OpenError::new(
                     OpenSubcode::UnsupportedOptionalParameter,
