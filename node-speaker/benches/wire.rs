@@ -18,7 +18,9 @@ const N: u32 = 100_000;
 
 fn v4() -> Vec<Prefix> {
     // 198.18.0.0/15 (RFC 2544), as in the baseline measurements.
-    (0..N).map(|i| Prefix::host(Ipv4Addr::from(0xc612_0000 + i).into())).collect()
+    (0..N)
+        .map(|i| Prefix::host(Ipv4Addr::from(0xc612_0000 + i).into()))
+        .collect()
 }
 
 fn v6() -> Vec<Prefix> {

@@ -81,20 +81,14 @@ impl AdjRibOut {
     /// Prefixes the peer had but that are no longer desired are withdrawn as well, so
     /// the result also brings a stale peer in line.
     pub fn take_full(&mut self, family: Family) -> Changes {
-        let mut changes = self.take_diff(family);
+        // The diff brings `sent` up to date and says what to withdraw; the announcements
+        // are then simply everything desired, in prefix order within each group.
+        let withdraw = self.take_diff(family).withdraw;
+        let mut announce: BTreeMap<Arc<Announce>, Vec<Prefix>> = BTreeMap::new();
         for (p, a) in family_range(&self.desired, family) {
-            if !changes
-                .announce
-                .get(a)
-                .is_some_and(|v| v.binary_search(p).is_ok())
-            {
-                changes.announce.entry(a.clone()).or_default().push(*p);
-            }
+            announce.entry(a.clone()).or_default().push(*p);
         }
-        for v in changes.announce.values_mut() {
-            v.sort_unstable();
-        }
-        changes
+        Changes { withdraw, announce }
     }
 
     /// Only what changed for `family` since the last call: new or changed prefixes
@@ -193,5 +187,27 @@ mod tests {
         assert_eq!(rib.sent_count(Family::Ipv4), 0);
         let after = rib.take_full(Family::Ipv4);
         assert_eq!((after.announced(), after.withdraw.len()), (2, 0));
+    }
+
+    #[test]
+    fn full_table_lists_each_prefix_once_even_when_attributes_changed() {
+        let a = Arc::new(Announce::default());
+        let b = Arc::new(Announce {
+            med: Some(5),
+            ..Announce::default()
+        });
+        let mut rib = AdjRibOut::new();
+        rib.set_desired(routes(&[("192.0.2.1/32", &a), ("192.0.2.9/32", &a)]));
+        rib.take_diff(Family::Ipv4);
+        rib.set_desired(routes(&[
+            ("192.0.2.0/32", &b),
+            ("192.0.2.1/32", &b),
+            ("192.0.2.2/32", &a),
+        ]));
+        let full = rib.take_full(Family::Ipv4);
+        let p = |s: &str| s.parse::<Prefix>().unwrap();
+        assert_eq!(full.announce[&b], vec![p("192.0.2.0/32"), p("192.0.2.1/32")]);
+        assert_eq!(full.announce[&a], vec![p("192.0.2.2/32")]);
+        assert_eq!(full.withdraw, vec![p("192.0.2.9/32")]);
     }
 }
