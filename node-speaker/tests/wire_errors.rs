@@ -308,10 +308,12 @@ fn mp_attribute_errors_reset() {
 
 #[test]
 fn route_refresh_of_wrong_length_is_code_7_with_the_message() {
-    let m = msg(5, "0001000100");
-    let n = notification(&m, &EBGP);
-    assert_eq!((n.code, n.subcode), (7, 1));
-    assert_eq!(n.data, m);
+    for body in ["0001000100", "000100", ""] {
+        let m = msg(5, body);
+        let n = notification(&m, &EBGP);
+        assert_eq!((n.code, n.subcode), (7, 1), "{body}");
+        assert_eq!(n.data, m);
+    }
 }
 
 #[test]

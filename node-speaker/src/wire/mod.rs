@@ -208,11 +208,11 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, DecodeError> {
         ty::UPDATE => HEADER_LEN + 4,
         ty::NOTIFICATION => HEADER_LEN + 2,
         ty::KEEPALIVE => HEADER_LEN,
-        ty::ROUTE_REFRESH => HEADER_LEN + 4,
+        // Any other length is a code-7 error (RFC 7313 §5), reported by the decoder.
+        ty::ROUTE_REFRESH => HEADER_LEN,
         t => return Err(HeaderError::BadType(t).into()),
     };
-    // KEEPALIVE must be exactly 19 (RFC 4271 §6.1). ROUTE-REFRESH of another length is a
-    // code-7 error (RFC 7313 §5), reported by the decoder with the whole message.
+    // KEEPALIVE must be exactly 19 (RFC 4271 §6.1).
     if n < min || n > MAX_MESSAGE_LEN || (header[18] == ty::KEEPALIVE && n != HEADER_LEN) {
         if header[18] == ty::NOTIFICATION {
             return Err(DecodeError::BadNotification("bad message length"));
