@@ -22,6 +22,7 @@ use crate::common::Confederation;
     singular = "bgppolicy",
     shortname = "bgpp",
     category = "bgp-intent",
+    doc = "Which Nodes speak BGP, with which ASN, to which peers, announcing what (Antrea-compatible).",
     status = "BGPPolicyStatus",
     printcolumn = r#"{"name":"Local ASN","type":"integer","jsonPath":".spec.localASN"}"#,
     printcolumn = r#"{"name":"Selected","type":"integer","jsonPath":".status.selectedNodes"}"#,

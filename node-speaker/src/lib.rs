@@ -23,6 +23,8 @@
 //! `wire` and `session` have no tokio, no sockets and no clock: time comes in as an
 //! argument and timers go out as actions, so every path is a plain unit test.
 
+pub mod agent;
+pub mod app;
 pub mod net;
 pub mod session;
 pub mod wire;

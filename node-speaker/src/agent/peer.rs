@@ -1,0 +1,441 @@
+//! One peer's task: the sans-IO [`Session`] driven by sockets and tokio timers.
+//!
+//! ```text
+//!  commands (routes, stop, restart, inbound connection) ──▶ ┌────────────┐ ──▶ PeerReport (watch)
+//!  frames read from the socket (reader task)            ──▶ │  Session   │ ──▶ bytes written
+//!  timer deadlines (sleep_until the earliest)           ──▶ └────────────┘ ──▶ connect attempts
+//! ```
+//!
+//! Collisions (RFC 4271 §6.8): an inbound connection that arrives while our own attempt is
+//! under way runs in a second `Session` until one of the two learns the peer's BGP
+//! identifier (its OPEN); [`resolve_collision`] then picks the survivor and the loser gets
+//! `CollisionDump` (Cease / Connection Collision Resolution). An inbound connection while a
+//! session is Established is refused (closed), as the RFC's default.
+
+use std::time::SystemTime;
+
+use bgpintent_api::{DownReason, PeerKey, PrefixCounts, SessionState};
+use bytes::{Bytes, BytesMut};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{
+        TcpStream,
+        tcp::{OwnedReadHalf, OwnedWriteHalf},
+    },
+    sync::{mpsc, watch},
+    task::JoinHandle,
+    time::Instant,
+};
+
+use crate::{
+    net::{self, ConnectOptions, Md5Key},
+    session::{Action, Config, Event, Keep, Routes, Session, Stats, Stop, Timer, resolve_collision},
+    wire::{self, Message},
+};
+
+/// What the agent tells a peer task.
+#[derive(Debug)]
+pub enum Command {
+    Routes(Routes),
+    /// A connection the listener accepted from this peer.
+    Inbound(TcpStream),
+    /// Close with Cease/Other Configuration Change and start again with these settings.
+    Restart {
+        config: Box<Config>,
+        connect: Box<ConnectOptions>,
+        what: String,
+    },
+    /// Settings applied without a reset; used from the next (re)connection on.
+    Update {
+        config: Box<Config>,
+        connect: Box<ConnectOptions>,
+    },
+    /// Stop for good: `Admin` sends Cease/Administrative Shutdown, `Restart` closes silently.
+    Stop(Stop),
+}
+
+/// What a peer task reports (the latest value wins).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerReport {
+    pub key: PeerKey,
+    pub state: SessionState,
+    pub since: SystemTime,
+    pub last_down_reason: Option<DownReason>,
+    pub prefixes_sent: PrefixCounts,
+    pub stats: Stats,
+    /// Incremented on every transition out of Established (a flap).
+    pub flaps: u64,
+}
+
+/// Handle of a running peer task.
+#[derive(Debug)]
+pub struct PeerHandle {
+    pub commands: mpsc::UnboundedSender<Command>,
+    pub report: watch::Receiver<PeerReport>,
+    pub task: JoinHandle<()>,
+}
+
+/// Input from the I/O helpers of one connection slot.
+enum Io {
+    Connected(Result<TcpStream, net::ConnectError>),
+    Frame(Bytes),
+    Lost(Option<String>),
+}
+
+/// One connection and the session that runs on it.
+struct Slot {
+    session: Session,
+    timers: [Option<Instant>; 4],
+    writer: Option<OwnedWriteHalf>,
+    reader: Option<JoinHandle<()>>,
+    connecting: Option<JoinHandle<()>>,
+    io_tx: mpsc::UnboundedSender<Io>,
+    io_rx: mpsc::UnboundedReceiver<Io>,
+}
+
+impl Slot {
+    fn new(config: Config, seed: u64) -> Self {
+        let (io_tx, io_rx) = mpsc::unbounded_channel();
+        Self {
+            session: Session::new(config, seed),
+            timers: [None; 4],
+            writer: None,
+            reader: None,
+            connecting: None,
+            io_tx,
+            io_rx,
+        }
+    }
+
+    fn next_deadline(&self) -> Option<(Instant, Timer)> {
+        Timer::ALL
+            .iter()
+            .filter_map(|t| self.timers[*t as usize].map(|at| (at, *t)))
+            .min_by_key(|(at, _)| *at)
+    }
+
+    fn attach(&mut self, stream: TcpStream) {
+        self.detach();
+        let (read, write) = stream.into_split();
+        self.writer = Some(write);
+        self.reader = Some(tokio::spawn(read_frames(read, self.io_tx.clone())));
+    }
+
+    fn detach(&mut self) {
+        if let Some(r) = self.reader.take() {
+            r.abort();
+        }
+        if let Some(c) = self.connecting.take() {
+            c.abort();
+        }
+        self.writer = None;
+        // Drop what the old connection still had queued.
+        while self.io_rx.try_recv().is_ok() {}
+    }
+
+    /// Feeds one event and carries out the resulting actions. Returns the state changes.
+    async fn handle(
+        &mut self,
+        event: Event,
+        connect: &ConnectOptions,
+    ) -> Vec<(SessionState, Option<DownReason>)> {
+        let now = Instant::now();
+        let actions = self.session.handle(now.into_std(), event);
+        let mut changes = Vec::new();
+        for action in actions {
+            match action {
+                Action::Connect => {
+                    let tx = self.io_tx.clone();
+                    let mut options = connect.clone();
+                    // Let the FSM's own connect timer fire first: it reports `NoAnswer`.
+                    options.timeout =
+                        self.session.config().connect_timeout + std::time::Duration::from_secs(1);
+                    self.connecting = Some(tokio::spawn(async move {
+                        let _ = tx.send(Io::Connected(net::connect(&options).await));
+                    }));
+                }
+                Action::Send(bytes) => {
+                    if let Some(w) = self.writer.as_mut()
+                        && let Err(e) = w.write_all(&bytes).await
+                    {
+                        let _ = self.io_tx.send(Io::Lost(Some(e.to_string())));
+                    }
+                }
+                Action::Close => {
+                    if let Some(mut w) = self.writer.take() {
+                        let _ = w.shutdown().await;
+                    }
+                    self.detach();
+                }
+                Action::ArmTimer { timer, at } => self.timers[timer as usize] = Some(Instant::from_std(at)),
+                Action::StopTimer(timer) => self.timers[timer as usize] = None,
+                Action::StateChanged { to, reason, .. } => changes.push((to, reason)),
+            }
+        }
+        changes
+    }
+}
+
+async fn read_frames(mut read: OwnedReadHalf, tx: mpsc::UnboundedSender<Io>) {
+    let mut buf = BytesMut::with_capacity(8192);
+    loop {
+        // Split off every complete frame; the session decodes it with its negotiated context.
+        loop {
+            match wire::frame_len(&buf) {
+                Ok(Some(len)) if buf.len() >= len => {
+                    let frame = buf.split_to(len).freeze();
+                    if tx.send(Io::Frame(frame)).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => break,
+                // A bad header: hand the bytes over so the session answers with the right
+                // NOTIFICATION, then stop reading.
+                Err(_) => {
+                    let _ = tx.send(Io::Frame(buf.split().freeze()));
+                    return;
+                }
+            }
+        }
+        match read.read_buf(&mut buf).await {
+            Ok(0) => {
+                let _ = tx.send(Io::Lost(None));
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let _ = tx.send(Io::Lost(Some(e.to_string())));
+                return;
+            }
+        }
+    }
+}
+
+fn decode(slot: &Slot, frame: &[u8]) -> Event {
+    match Message::decode(frame, &slot.session.decode_ctx()) {
+        Ok(m) => Event::Message(m),
+        Err(e) => Event::Malformed(e),
+    }
+}
+
+/// The settings a peer task starts with.
+#[derive(Debug)]
+pub struct PeerStart {
+    pub key: PeerKey,
+    pub config: Config,
+    pub connect: ConnectOptions,
+    pub routes: Routes,
+    pub seed: u64,
+}
+
+/// Spawns the task of one peer.
+pub fn spawn(start: PeerStart) -> PeerHandle {
+    let (commands, rx) = mpsc::unbounded_channel();
+    let report = PeerReport {
+        key: start.key,
+        state: SessionState::Idle,
+        since: SystemTime::now(),
+        last_down_reason: None,
+        prefixes_sent: PrefixCounts::default(),
+        stats: Stats::default(),
+        flaps: 0,
+    };
+    let (report_tx, report_rx) = watch::channel(report);
+    let span = tracing::info_span!("peer", peer = %start.key);
+    let task = tokio::spawn(tracing::Instrument::instrument(run(start, rx, report_tx), span));
+    PeerHandle {
+        commands,
+        report: report_rx,
+        task,
+    }
+}
+
+async fn run(
+    start: PeerStart,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    report: watch::Sender<PeerReport>,
+) {
+    let PeerStart {
+        key: _,
+        mut config,
+        mut connect,
+        routes,
+        seed,
+    } = start;
+    let local_id = config.router_id;
+    let mut primary = Slot::new(config.clone(), seed);
+    let mut secondary: Option<Slot> = None;
+    let mut routes_now = routes;
+    let apply = |changes: Vec<(SessionState, Option<DownReason>)>,
+                 slot: &Slot,
+                 report: &watch::Sender<PeerReport>| {
+        for (state, reason) in changes {
+            report.send_modify(|r| {
+                if r.state == SessionState::Established && state != SessionState::Established {
+                    r.flaps += 1;
+                }
+                if state != r.state {
+                    r.since = SystemTime::now();
+                }
+                r.state = state;
+                if reason.is_some() {
+                    r.last_down_reason = reason.clone();
+                }
+            });
+            match &reason {
+                Some(reason) => tracing::info!(%state, %reason, "session state"),
+                None => tracing::info!(%state, "session state"),
+            }
+        }
+        report.send_modify(|r| {
+            r.prefixes_sent = slot.session.prefixes_sent();
+            r.stats = slot.session.stats();
+        });
+    };
+    let changes = primary.handle(Event::Routes(routes_now.clone()), &connect).await;
+    apply(changes, &primary, &report);
+    let changes = primary.handle(Event::Start, &connect).await;
+    apply(changes, &primary, &report);
+
+    loop {
+        let primary_deadline = primary.next_deadline();
+        let secondary_deadline = secondary.as_ref().and_then(Slot::next_deadline);
+        tokio::select! {
+            command = commands.recv() => {
+                let Some(command) = command else { return };
+                match command {
+                    Command::Routes(r) => {
+                        routes_now = r;
+                        let changes = primary.handle(Event::Routes(routes_now.clone()), &connect).await;
+                        apply(changes, &primary, &report);
+                        if let Some(s) = secondary.as_mut() {
+                            s.handle(Event::Routes(routes_now.clone()), &connect).await;
+                        }
+                    }
+                    Command::Inbound(stream) => {
+                        let state = primary.session.state();
+                        if primary.session.accepts_connection() && primary.writer.is_none() {
+                            if let Some(c) = primary.connecting.take() { c.abort(); }
+                            primary.attach(stream);
+                            let changes = primary.handle(Event::Connected { inbound: true }, &connect).await;
+                            apply(changes, &primary, &report);
+                        } else if state == SessionState::Established || secondary.is_some() {
+                            drop(stream);
+                        } else {
+                            let mut s = Slot::new(config.clone(), seed ^ 0x5eed);
+                            s.handle(Event::Routes(routes_now.clone()), &connect).await;
+                            s.attach(stream);
+                            s.handle(Event::Connected { inbound: true }, &connect).await;
+                            secondary = Some(s);
+                        }
+                    }
+                    Command::Restart { config: c, connect: o, what } => {
+                        config = *c;
+                        connect = *o;
+                        let changes = primary.handle(Event::Stop(Stop::ConfigChanged { what }), &connect).await;
+                        apply(changes, &primary, &report);
+                        primary.detach();
+                        secondary = None;
+                        primary = Slot::new(config.clone(), seed.wrapping_add(1));
+                        let changes = primary.handle(Event::Routes(routes_now.clone()), &connect).await;
+                        apply(changes, &primary, &report);
+                        let changes = primary.handle(Event::Start, &connect).await;
+                        apply(changes, &primary, &report);
+                    }
+                    Command::Update { config: c, connect: o } => {
+                        config = *c;
+                        connect = *o;
+                    }
+                    Command::Stop(stop) => {
+                        let changes = primary.handle(Event::Stop(stop), &connect).await;
+                        apply(changes, &primary, &report);
+                        primary.detach();
+                        return;
+                    }
+                }
+            }
+            _ = sleep_until(primary_deadline) => {
+                let timer = primary_deadline.map(|(_, t)| t).expect("armed");
+                let changes = primary.handle(Event::Timer(timer), &connect).await;
+                apply(changes, &primary, &report);
+            }
+            _ = sleep_until(secondary_deadline) => {
+                if let Some(s) = secondary.as_mut() {
+                    let timer = secondary_deadline.map(|(_, t)| t).expect("armed");
+                    s.handle(Event::Timer(timer), &connect).await;
+                }
+            }
+            io = primary.io_rx.recv() => {
+                let event = match io.expect("slot holds a sender") {
+                    Io::Connected(Ok(stream)) => {
+                        primary.connecting = None;
+                        if primary.writer.is_some() { continue; }
+                        primary.attach(stream);
+                        Event::Connected { inbound: false }
+                    }
+                    Io::Connected(Err(e)) => {
+                        primary.connecting = None;
+                        Event::ConnectFailed { error: e.to_string() }
+                    }
+                    Io::Frame(f) => decode(&primary, &f),
+                    Io::Lost(error) => Event::ConnectionLost { error },
+                };
+                let changes = primary.handle(event, &connect).await;
+                apply(changes, &primary, &report);
+            }
+            io = async { match secondary.as_mut() { Some(s) => s.io_rx.recv().await, None => std::future::pending().await } } => {
+                if let Some(s) = secondary.as_mut() {
+                    let event = match io.expect("slot holds a sender") {
+                        Io::Frame(f) => decode(s, &f),
+                        Io::Lost(error) => Event::ConnectionLost { error },
+                        Io::Connected(_) => continue,
+                    };
+                    s.handle(event, &connect).await;
+                }
+            }
+        }
+        // Collision resolution once a remote identifier is known on either connection.
+        if let Some(s) = secondary.as_ref() {
+            let remote = s
+                .session
+                .remote_router_id()
+                .or(primary.session.remote_router_id());
+            let secondary_dead = s.session.state() == SessionState::Idle;
+            if secondary_dead {
+                secondary = None;
+            } else if let Some(remote) = remote
+                && primary.session.state() != SessionState::Idle
+            {
+                // The primary is our outbound attempt, the secondary the peer's connection.
+                let keep = resolve_collision(local_id, remote);
+                let mut s = secondary.take().expect("checked");
+                if keep == Keep::RemotelyInitiated {
+                    let changes = primary.handle(Event::CollisionDump, &connect).await;
+                    apply(changes, &primary, &report);
+                    primary.detach();
+                    primary = s;
+                    report.send_modify(|r| r.state = primary.session.state());
+                } else {
+                    s.handle(Event::CollisionDump, &connect).await;
+                    s.detach();
+                }
+            } else if primary.session.state() == SessionState::Idle {
+                // Our attempt failed: the peer's connection simply becomes the session.
+                primary = secondary.take().expect("checked");
+                report.send_modify(|r| r.state = primary.session.state());
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<(Instant, Timer)>) {
+    match deadline {
+        Some((at, _)) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A key from a password, never logged.
+pub fn md5_key(password: Option<&[u8]>) -> Option<Md5Key> {
+    password.and_then(|p| Md5Key::new(p.to_vec()).ok())
+}

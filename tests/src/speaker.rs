@@ -1,0 +1,269 @@
+//! Our speaker as a real process inside the lab's speaker namespace, following an intent
+//! file (standalone mode): what the interop tests drive.
+//!
+//! ```text
+//!   test ──writes──▶ <lab>/intent.yaml ──polled──▶ bgp-intent-speaker (in <id>-spk)
+//!   test ◀── GET 127.0.0.1:9473/status (inside the namespace) ── BGPNodeIntentStatus
+//! ```
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::{Path, PathBuf},
+    process::Command,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use bgpintent_api::{Asn, NextHops, NodeIntent, PeerIntent, PeerKey, PolicyRef, Prefix, RouterId, Source};
+use bgpintent_crd::{BGPNodeIntent, BGPNodeIntentSpec, BGPNodeIntentStatus};
+
+use crate::lab::{Lab, LabError, Process, Result, SPEAKER, SPEAKER_AS};
+
+/// Port of the speaker's HTTP endpoints inside its namespace.
+pub const HTTP_PORT: u16 = 9473;
+
+/// The speaker binary of this build, built on demand (`cargo test -p bgpintent-tests` alone
+/// does not build other packages' binaries).
+pub fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<test> → target/<profile>/bgp-intent-speaker
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf();
+    let bin = profile_dir.join("bgp-intent-speaker");
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        let mut cmd = Command::new(cargo);
+        cmd.args([
+            "build",
+            "-q",
+            "-p",
+            "bgpintent-speaker",
+            "--bin",
+            "bgp-intent-speaker",
+        ]);
+        if release {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build");
+        assert!(status.success(), "building bgp-intent-speaker failed");
+    });
+    bin
+}
+
+/// An intent for the speaker node of the lab: router ID 192.0.2.1, AS 64500, next hops
+/// 192.0.2.1 and 2001:db8:1::1, no peers or prefixes yet.
+pub fn intent() -> NodeIntent {
+    NodeIntent {
+        node: SPEAKER.to_owned(),
+        policy: PolicyRef {
+            name: "lab".into(),
+            uid: "lab-uid".into(),
+            generation: 1,
+        },
+        router_id: RouterId::try_from(std::net::Ipv4Addr::new(192, 0, 2, 1)).unwrap(),
+        local_asn: Asn::try_from(SPEAKER_AS).unwrap(),
+        listen_port: 179,
+        confederation: None,
+        next_hops: NextHops {
+            ipv4: Some("192.0.2.1".parse().unwrap()),
+            ipv6: Some("2001:db8:1::1".parse().unwrap()),
+        },
+        peers: BTreeMap::new(),
+        prefixes: BTreeMap::new(),
+        sets: BTreeSet::new(),
+    }
+}
+
+/// Adds a peer with every default but a short connect-retry (lab routers start quickly).
+pub fn add_peer(intent: &mut NodeIntent, address: &str, asn: u32) -> PeerKey {
+    let key = PeerKey {
+        address: address.parse().unwrap(),
+        asn: Asn::try_from(asn).unwrap(),
+    };
+    intent.peers.insert(
+        key,
+        PeerIntent {
+            connect_retry_secs: 1,
+            ..PeerIntent::new()
+        },
+    );
+    key
+}
+
+/// Adds prefixes with a test source.
+pub fn add_prefixes(intent: &mut NodeIntent, prefixes: &[&str]) {
+    for p in prefixes {
+        let prefix: Prefix = p.parse().unwrap();
+        intent
+            .prefixes
+            .entry(prefix)
+            .or_default()
+            .insert(Source::Egress { name: "lab".into() });
+    }
+}
+
+/// A running speaker.
+#[derive(Debug)]
+pub struct Speaker<'a> {
+    lab: &'a Lab,
+    pub intent_file: PathBuf,
+    pub passwords_file: PathBuf,
+    process: Option<Arc<Process>>,
+    generation: i64,
+}
+
+impl<'a> Speaker<'a> {
+    /// Writes `intent` and starts the speaker in the speaker namespace.
+    pub fn start(lab: &'a Lab, intent: &NodeIntent) -> Result<Self> {
+        let mut s = Self {
+            lab,
+            intent_file: lab.dir().join("intent.yaml"),
+            passwords_file: lab.dir().join("passwords.yaml"),
+            process: None,
+            generation: 0,
+        };
+        s.write_intent(intent)?;
+        if !s.passwords_file.exists() {
+            std::fs::write(&s.passwords_file, "{}\n").map_err(|e| LabError::new(e.to_string()))?;
+        }
+        s.restart()?;
+        Ok(s)
+    }
+
+    /// Starts (again) the speaker process; the previous one must have been stopped.
+    pub fn restart(&mut self) -> Result<()> {
+        let mut cmd = self.lab.ns(SPEAKER).command(binary().to_str().unwrap());
+        cmd.args([
+            "run",
+            "--node-name",
+            SPEAKER,
+            "--metrics-addr",
+            &format!("127.0.0.1:{HTTP_PORT}"),
+        ]);
+        cmd.arg("--intent-file").arg(&self.intent_file);
+        cmd.arg("--passwords-file").arg(&self.passwords_file);
+        cmd.env("RUST_LOG", "info,bgpintent_speaker=debug");
+        let log = self.lab.dir().join("speaker.log");
+        self.process = Some(Process::spawn("speaker", cmd, &log)?);
+        Ok(())
+    }
+
+    /// Replaces the intent file (atomically); the speaker picks it up within 250 ms.
+    pub fn write_intent(&mut self, intent: &NodeIntent) -> Result<()> {
+        self.generation += 1;
+        let mut object = BGPNodeIntent::new(SPEAKER, BGPNodeIntentSpec::from(intent));
+        object.metadata.generation = Some(self.generation);
+        let yaml = serde_json::to_string(&object).map_err(|e| LabError::new(e.to_string()))?;
+        let tmp = self.intent_file.with_extension("tmp");
+        std::fs::write(&tmp, yaml).map_err(|e| LabError::new(e.to_string()))?;
+        std::fs::rename(&tmp, &self.intent_file).map_err(|e| LabError::new(e.to_string()))
+    }
+
+    /// Writes passwords (`key: value`).
+    pub fn write_passwords(&self, passwords: &[(&str, &str)]) -> Result<()> {
+        let map: BTreeMap<&str, &str> = passwords.iter().copied().collect();
+        std::fs::write(&self.passwords_file, serde_json::to_string(&map).unwrap())
+            .map_err(|e| LabError::new(e.to_string()))
+    }
+
+    /// Deletes the intent file: the speaker withdraws everything and sends Cease.
+    pub fn delete_intent(&self) -> Result<()> {
+        std::fs::remove_file(&self.intent_file).map_err(|e| LabError::new(e.to_string()))
+    }
+
+    /// The process, to signal it (SIGTERM/SIGKILL tests).
+    pub fn process(&self) -> Option<&Arc<Process>> {
+        self.process.as_ref()
+    }
+
+    /// Sends `signal` and waits for the process to exit.
+    pub fn signal(&mut self, signal: rustix::process::Signal) {
+        if let Some(p) = self.process.take() {
+            let _ = rustix::process::kill_process(
+                rustix::process::Pid::from_raw(p.pid() as i32).unwrap(),
+                signal,
+            );
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while p.is_running() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            p.stop();
+        }
+    }
+
+    /// The status the speaker reports (`GET /status` inside its namespace).
+    pub fn status(&self) -> Option<BGPNodeIntentStatus> {
+        let body = http_get_in(self.lab, "/status").ok()?;
+        serde_json::from_str(&body).ok()
+    }
+
+    /// Waits until `f(status)` holds, or fails with the last status and the speaker's log.
+    pub fn wait_status(
+        &self,
+        what: &str,
+        timeout: Duration,
+        f: impl Fn(&BGPNodeIntentStatus) -> bool,
+    ) -> Result<BGPNodeIntentStatus> {
+        let deadline = Instant::now() + timeout;
+        let mut last = None;
+        while Instant::now() < deadline {
+            if let Some(s) = self.status() {
+                if f(&s) {
+                    return Ok(s);
+                }
+                last = Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(LabError::new(format!(
+            "speaker: timed out waiting for {what}; last status: {last:?}"
+        ))
+        .context(self.log_tail(40)))
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(self.lab.dir().join("speaker.log")).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for Speaker<'_> {
+    fn drop(&mut self) {
+        if let Some(p) = self.process.take() {
+            p.stop();
+        }
+    }
+}
+
+/// A tiny HTTP GET over a socket inside the speaker namespace (no curl needed).
+fn http_get_in(lab: &Lab, path: &str) -> Result<String> {
+    let path = path.to_owned();
+    lab.ns(SPEAKER).run(move || async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", HTTP_PORT))
+            .await
+            .map_err(|e| LabError::new(e.to_string()))?;
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+            .await
+            .map_err(|e| LabError::new(e.to_string()))?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)
+            .await
+            .map_err(|e| LabError::new(e.to_string()))?;
+        let body = out
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        if out.starts_with("HTTP/1.1 200") {
+            Ok(body)
+        } else {
+            Err(LabError::new(out))
+        }
+    })
+}
