@@ -12,6 +12,7 @@
 //! and the rule.
 
 mod asn;
+mod duration;
 mod error;
 mod intent;
 mod peer;
@@ -20,6 +21,7 @@ mod prefix;
 mod status;
 
 pub use asn::{Asn, InvalidAsn, InvalidRouterId, RouterId, fnv1a32};
+pub use duration::parse_duration;
 pub use error::{FieldError, FieldErrors};
 pub use intent::{Confederation, NodeIntent, PolicyRef, ServiceIpType, Source};
 pub use peer::{GracefulRestart, PasswordRef, PeerIntent, PeerKey, Reconfigure, ResetCause, TtlMode};

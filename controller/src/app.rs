@@ -45,14 +45,14 @@ pub struct RunArgs {
     #[arg(long, env = "BGP_INTENT_LEASE_NAME", default_value = "bgp-intent-controller")]
     pub lease_name: String,
     /// How long a leader's Lease is valid after its last renewal (whole seconds are stored).
-    #[arg(long, env = "BGP_INTENT_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, env = "BGP_INTENT_LEASE_DURATION", default_value = "15s", value_parser = bgpintent_api::parse_duration)]
     pub lease_duration: Duration,
     /// A leader that could not renew for this long stops writing (must be below the lease
     /// duration).
-    #[arg(long, env = "BGP_INTENT_RENEW_DEADLINE", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "BGP_INTENT_RENEW_DEADLINE", default_value = "10s", value_parser = bgpintent_api::parse_duration)]
     pub renew_deadline: Duration,
     /// How often to try to acquire or renew the Lease (must be below the renew deadline).
-    #[arg(long, env = "BGP_INTENT_RETRY_PERIOD", default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, env = "BGP_INTENT_RETRY_PERIOD", default_value = "2s", value_parser = bgpintent_api::parse_duration)]
     pub retry_period: Duration,
     /// Address of /healthz, /readyz (caches synced) and /metrics.
     #[arg(long, env = "BGP_INTENT_METRICS_ADDR", default_value = "0.0.0.0:8080")]
@@ -61,24 +61,8 @@ pub struct RunArgs {
     #[arg(long, env = "BGP_INTENT_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
     /// Quiet time after a change before the controller recomputes (bursts make one pass).
-    #[arg(long, env = "BGP_INTENT_DEBOUNCE", default_value = "200ms", value_parser = parse_duration)]
+    #[arg(long, env = "BGP_INTENT_DEBOUNCE", default_value = "200ms", value_parser = bgpintent_api::parse_duration)]
     pub debounce: Duration,
-}
-
-/// Parses `250ms`, `15s`, `2m` or `1h`. Ten lines of std, so no crate.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 250ms, 15s, 2m or 1h"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!("{s:?}: unit must be ms, s, m or h")),
-    }
 }
 
 fn init_logging(format: LogFormat) {
@@ -230,19 +214,5 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("15s").unwrap(), Duration::from_secs(15));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert!(parse_duration("15").is_err());
-        assert!(parse_duration("s").is_err());
     }
 }

@@ -73,7 +73,7 @@ pub struct RunArgs {
     #[arg(long, env = "BGP_INTENT_LISTEN_V6", default_value = "::")]
     pub listen_v6: String,
     /// How long a TCP connect may take before the session reports "no answer".
-    #[arg(long, env = "BGP_INTENT_CONNECT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = "BGP_INTENT_CONNECT_TIMEOUT", default_value = "5s", value_parser = bgpintent_api::parse_duration)]
     pub connect_timeout: Duration,
     /// Address of /healthz, /readyz, /metrics and /status (the speaker uses host
     /// networking, so this is on the Node).
@@ -82,21 +82,6 @@ pub struct RunArgs {
     /// Log format; the level comes from RUST_LOG (default info).
     #[arg(long, env = "BGP_INTENT_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
-}
-
-/// Parses `250ms`, `15s`, `2m` or `1h`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 250ms, 15s, 2m or 1h"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("{s:?}: unit must be ms, s or m")),
-    }
 }
 
 fn listen(args: &RunArgs) -> Result<ListenConfig, String> {
