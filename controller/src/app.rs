@@ -8,7 +8,8 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use clap::{Args, ValueEnum};
+use bgpintent_telemetry::{LogFormat, init_logging};
+use clap::Args;
 use kube::runtime::events::Reporter;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
@@ -18,13 +19,6 @@ use crate::{
     metrics::Metrics,
     reconcile::{self, Settings},
 };
-
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
 
 /// Flags of `run`; each also reads an environment variable.
 #[derive(Debug, Clone, Args)]
@@ -63,16 +57,6 @@ pub struct RunArgs {
     /// Quiet time after a change before the controller recomputes (bursts make one pass).
     #[arg(long, env = "BGP_INTENT_DEBOUNCE", default_value = "200ms", value_parser = bgpintent_api::parse_duration)]
     pub debounce: Duration,
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
 }
 
 impl RunArgs {
@@ -189,16 +173,13 @@ pub fn run_blocking(args: RunArgs) -> Result<(), String> {
             .map_err(|e| format!("cannot reach the API server: {e}"))?;
         let mut registry = Registry::with_prefix("bgpintent");
         let running = start(client, lease, args.settings(), &mut registry);
-        let listener = crate::http::bind(args.metrics_addr)
+        let listener = bgpintent_telemetry::bind(args.metrics_addr)
             .await
             .map_err(|e| e.to_string())?;
         let (stop_http, http_shutdown) = watch::channel(false);
-        let http = tokio::spawn(crate::http::serve(
-            listener,
-            Arc::new(registry),
-            running.ready.clone(),
-            http_shutdown,
-        ));
+        let app =
+            bgpintent_telemetry::router(Arc::new(registry), running.ready.clone(), "caches not synced\n");
+        let http = tokio::spawn(bgpintent_telemetry::serve(listener, app, http_shutdown));
         tracing::info!(addr = %args.metrics_addr, "serving /healthz /readyz /metrics");
         wait_for_signal().await;
         tracing::info!("shutting down: releasing the Lease");

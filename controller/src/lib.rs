@@ -18,7 +18,6 @@
 pub mod app;
 pub mod cli;
 pub mod fixtures;
-pub mod http;
 pub mod intent;
 pub mod lease;
 pub mod materialize;

@@ -87,3 +87,30 @@ impl Metrics {
         m
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The exposed names are what docs/metrics.md lists (counters get `_total`).
+    #[test]
+    fn exposed_names() {
+        let mut registry = Registry::with_prefix("bgpintent");
+        let m = Metrics::register(&mut registry);
+        m.reconcile_runs.inc();
+        m.leader.set(1);
+        m.reconcile_failures
+            .get_or_create(&ReasonLabel { reason: "apply" })
+            .inc();
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        for name in [
+            "bgpintent_controller_reconcile_runs_total 1",
+            "bgpintent_controller_reconcile_failures_total{reason=\"apply\"} 1",
+            "bgpintent_controller_reconcile_duration_seconds",
+            "bgpintent_controller_leader 1",
+        ] {
+            assert!(text.contains(name), "{name} missing in:\n{text}");
+        }
+    }
+}

@@ -14,7 +14,8 @@ use std::{
     time::Duration,
 };
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use bgpintent_telemetry::{LogFormat, init_logging};
+use clap::{Args, Parser, Subcommand};
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
@@ -38,13 +39,6 @@ pub struct Cli {
 pub enum Command {
     /// Run the BGP sessions of this Node's intent.
     Run(RunArgs),
-}
-
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 /// Flags of `run`; each also reads an environment variable.
@@ -102,16 +96,6 @@ fn listen(args: &RunArgs) -> Result<ListenConfig, String> {
     Ok(ListenConfig { port: 179, v4, v6 })
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
-}
-
 /// The process.
 pub fn run_blocking(args: RunArgs) -> Result<(), String> {
     init_logging(args.log_format);
@@ -159,13 +143,11 @@ pub fn run_blocking(args: RunArgs) -> Result<(), String> {
                 .follow(ready_tx)
             }
         };
-        let http = tokio::spawn(agent::http::serve(
-            args.metrics_addr,
-            Arc::new(registry),
-            ready,
-            status,
-            stop.clone(),
-        ));
+        let listener = bgpintent_telemetry::bind(args.metrics_addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let app = agent::http::router(Arc::new(registry), ready, status);
+        let http = tokio::spawn(bgpintent_telemetry::serve(listener, app, stop.clone()));
         let (shutdown_tx, shutdown) = watch::channel(Shutdown::Running);
         let agent = tokio::spawn(agent::run(settings, desired, status_tx, metrics, shutdown));
         wait_for_signal().await;
