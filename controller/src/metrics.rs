@@ -34,7 +34,8 @@ pub struct PolicyLabel {
 pub struct Metrics {
     /// Reconcile passes (recompute, materialize, write).
     pub reconcile_runs: Counter,
-    /// Failed passes by reason.
+    /// Failed writes (apply, delete, status, annotate) by reason; a pass with failures is
+    /// retried.
     pub reconcile_failures: Family<ReasonLabel, Counter>,
     /// Seconds per pass.
     pub reconcile_duration: Histogram,
@@ -64,7 +65,7 @@ impl Metrics {
         r.register("reconcile_runs", "Reconcile passes", m.reconcile_runs.clone());
         r.register(
             "reconcile_failures",
-            "Failed reconcile passes by reason",
+            "Failed writes of reconcile passes, by reason",
             m.reconcile_failures.clone(),
         );
         r.register(

@@ -117,6 +117,12 @@ impl BGPPolicySpec {
         let mut peers = BTreeMap::new();
         let mut seen: BTreeMap<IpAddr, usize> = BTreeMap::new();
         let mut ignored = Vec::new();
+        if self.confederation.is_some() {
+            ignored.push(FieldError::new(
+                "spec.confederation",
+                "confederations are not implemented by the speaker yet; sessions use localASN as a plain AS",
+            ));
+        }
         for (i, peer) in self.bgp_peers.iter().enumerate() {
             let path = format!("spec.bgpPeers[{i}]");
             match peer.parse(&path) {

@@ -281,3 +281,15 @@ proptest! {
         prop_assert_eq!(parse_prefix_groups("g", &groups).unwrap(), map);
     }
 }
+
+#[test]
+fn confederation_is_reported_as_not_acted_on() {
+    let mut s = spec(vec![peer("192.0.2.2", 65001)]);
+    s.confederation = Some(crate::common::Confederation {
+        identifier: 65000,
+        member_asns: vec![64513],
+    });
+    let settings = s.settings().unwrap();
+    assert_eq!(settings.confederation.unwrap().identifier.get(), 65000);
+    assert_eq!(settings.ignored[0].field, "spec.confederation");
+}

@@ -87,6 +87,31 @@ impl SpeakerMetrics {
         m
     }
 
+    /// Removes every series of a peer that is no longer configured.
+    pub fn forget(&self, peer: std::net::IpAddr) {
+        let peer = peer.to_string();
+        for state in SessionState::ALL {
+            self.session_state.remove(&StateLabel {
+                peer: peer.clone(),
+                state: state.as_str(),
+            });
+        }
+        for family in Family::ALL {
+            self.prefixes_announced.remove(&FamilyLabel {
+                peer: peer.clone(),
+                family: family.as_str(),
+            });
+        }
+        for f in [
+            &self.updates_sent,
+            &self.updates_received,
+            &self.notifications_received,
+            &self.notifications_sent,
+        ] {
+            f.remove(&PeerLabel { peer: peer.clone() });
+        }
+    }
+
     /// Adds what changed between two reports of one peer.
     pub fn observe(&self, before: &PeerReport, now: &PeerReport) {
         let peer = now.key.address.to_string();
@@ -108,7 +133,8 @@ impl SpeakerMetrics {
                 })
                 .inc_by(now.flaps - before.flaps);
         }
-        let delta = |a: u64, b: u64| b.saturating_sub(a);
+        // A reset starts a new session whose counters begin at 0 again.
+        let delta = |a: u64, b: u64| if b >= a { b - a } else { b };
         self.updates_sent
             .get_or_create(&PeerLabel { peer: peer.clone() })
             .inc_by(delta(before.stats.updates_sent, now.stats.updates_sent));

@@ -27,7 +27,7 @@ pub mod status;
 
 use std::{
     collections::BTreeMap,
-    time::{Duration, SystemTime},
+    time::{Duration, Instant, SystemTime},
 };
 
 use bgpintent_api::{PeerIntent, PeerKey, Reconfigure};
@@ -92,6 +92,8 @@ pub async fn run(
         listener: None,
         first: true,
         seed: seed(),
+        metrics: metrics.clone(),
+        bind_retry: Instant::now(),
     };
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     // The value the source already holds is not a "change": apply it first.
@@ -114,6 +116,7 @@ pub async fn run(
                 }
             }
             _ = tick.tick() => {
+                agent.retry_bind();
                 let s = agent.status(&metrics);
                 status.send_if_modified(|old| if *old == s { false } else { *old = s; true });
             }
@@ -152,6 +155,9 @@ struct Agent {
     /// The first intent after the process started: sessions carry the Restart bit.
     first: bool,
     seed: u64,
+    metrics: SpeakerMetrics,
+    /// When to try binding the listen port again after a failure.
+    bind_retry: Instant,
 }
 
 impl Agent {
@@ -214,6 +220,7 @@ impl Agent {
         for key in gone {
             if let Some(p) = self.peers.remove(&key) {
                 tracing::info!(peer = %key, "peer removed");
+                self.metrics.forget(key.address);
                 let _ = p.handle.commands.send(Command::Routes(Default::default()));
                 let _ = p.handle.commands.send(Command::Stop(Stop::Admin {
                     message: "peer removed".into(),
@@ -286,7 +293,21 @@ impl Agent {
         self.current = Some(new);
     }
 
+    /// A listen port that could not be bound (still held by a previous process, say) is
+    /// tried again every 5 s.
+    fn retry_bind(&mut self) {
+        if self.listener.is_some() || Instant::now() < self.bind_retry {
+            return;
+        }
+        if let Some(d) = self.current.take() {
+            self.bind(&d);
+            self.allow_peers(&d);
+            self.current = Some(d);
+        }
+    }
+
     fn bind(&mut self, d: &Desired) {
+        self.bind_retry = Instant::now() + Duration::from_secs(5);
         self.listener = None;
         let config = ListenConfig {
             port: d.intent.listen_port,
