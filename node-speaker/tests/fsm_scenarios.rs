@@ -342,6 +342,19 @@ fn run(text: &str) -> String {
             })),
             "routes" => Event::Routes(routes(args)),
             "collision-dump" => Event::CollisionDump,
+            "live" => {
+                // A live reconfiguration (docs/reconfiguration.md): `live keepalive=N`.
+                let mut c = s.config().clone();
+                for kv in args.split_whitespace() {
+                    match kv.split_once('=') {
+                        Some(("keepalive", v)) => c.keepalive_time_secs = v.parse().unwrap(),
+                        Some(("passive", v)) => c.passive = v == "true",
+                        other => panic!("live {other:?}"),
+                    }
+                }
+                s.update_live(&c);
+                continue;
+            }
             "stats" => {
                 let st = s.stats();
                 let sent = s.prefixes_sent();

@@ -45,7 +45,7 @@ pub enum Command {
         connect: Box<ConnectOptions>,
         what: String,
     },
-    /// Settings applied without a reset; used from the next (re)connection on.
+    /// Settings applied without a reset (keepalive, connect-retry, passive).
     Update {
         config: Box<Config>,
         connect: Box<ConnectOptions>,
@@ -343,6 +343,7 @@ async fn run(
                         apply(changes, &primary, &report);
                     }
                     Command::Update { config: c, connect: o } => {
+                        primary.session.update_live(&c);
                         config = *c;
                         connect = *o;
                     }

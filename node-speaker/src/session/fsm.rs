@@ -90,6 +90,26 @@ impl Session {
         &self.cfg
     }
 
+    /// Applies the settings that may change under a running session (docs/reconfiguration.md):
+    /// keepalive interval (from the next KEEPALIVE on, still capped to a third of the
+    /// negotiated hold time), connect-retry base and passive mode (from the next attempt).
+    /// Everything else in `new` is ignored: it needs a reset.
+    pub fn update_live(&mut self, new: &Config) {
+        self.cfg.keepalive_time_secs = new.keepalive_time_secs;
+        self.cfg.connect_retry_secs = new.connect_retry_secs;
+        self.cfg.passive = new.passive;
+        if let Some(n) = self.negotiated.as_mut()
+            && n.hold_time_secs > 0
+        {
+            let h = n.hold_time_secs;
+            n.keepalive_secs = if new.keepalive_time_secs == 0 {
+                (h / 3).max(1)
+            } else {
+                new.keepalive_time_secs.min(h / 3).max(1)
+            };
+        }
+    }
+
     pub fn negotiated(&self) -> Option<&Negotiated> {
         self.negotiated.as_ref()
     }
