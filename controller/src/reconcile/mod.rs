@@ -178,10 +178,13 @@ impl Reconciler {
 
     /// One full pass: compute, compare with the cluster, write the differences.
     pub async fn pass(&mut self) -> PassReport {
+        let span = tracing::info_span!("reconcile", run = self.metrics.reconcile_runs.get() + 1);
+        tracing::Instrument::instrument(self.pass_inner(), span).await
+    }
+
+    async fn pass_inner(&mut self) -> PassReport {
         let started = std::time::Instant::now();
         self.metrics.reconcile_runs.inc();
-        let span = tracing::info_span!("reconcile");
-        let _enter = span.enter();
         let snapshot = self.snapshot();
         let res = intent::resolve(&snapshot);
         if self.layout.shards.is_empty() {
@@ -192,7 +195,6 @@ impl Reconciler {
         for o in &mat.oversized {
             tracing::error!(object = %o, "object over the size bound; not written");
         }
-        drop(_enter);
 
         let mut report = PassReport::default();
         let current_sets: BTreeMap<String, Arc<BGPAdvertisementSet>> = self
