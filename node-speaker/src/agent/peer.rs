@@ -357,12 +357,16 @@ async fn run(
             }
             _ = sleep_until(primary_deadline) => {
                 let timer = primary_deadline.map(|(_, t)| t).expect("armed");
+                // Fired: forget the deadline. The session re-arms it if it wants it again; a
+                // deadline kept here that the session already dropped would fire forever.
+                primary.timers[timer as usize] = None;
                 let changes = primary.handle(Event::Timer(timer), &connect).await;
                 apply(changes, &primary, &report);
             }
             _ = sleep_until(secondary_deadline) => {
                 if let Some(s) = secondary.as_mut() {
                     let timer = secondary_deadline.map(|(_, t)| t).expect("armed");
+                    s.timers[timer as usize] = None;
                     s.handle(Event::Timer(timer), &connect).await;
                 }
             }
