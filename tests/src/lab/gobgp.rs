@@ -171,6 +171,15 @@ impl Gobgp {
         super::netns::run(&mut cmd)
     }
 
+    /// `gobgp -j neighbor ADDR`: state, timers, graceful-restart and End-of-RIB state per
+    /// family (`afi_safis[].mp_graceful_restart.state`).
+    pub fn neighbor(&self, neighbor: IpAddr) -> Result<Value> {
+        let out = self.cli(&["-j", "neighbor", &neighbor.to_string()])?;
+        let v: Value =
+            serde_json::from_str(&out).map_err(|e| LabError::new(format!("gobgp neighbor JSON: {e}")))?;
+        Ok(if v.is_array() { v[0].clone() } else { v })
+    }
+
     /// Adds a route to the global RIB (`gobgp global rib add`).
     pub fn announce(&self, a: &Announcement) -> Result<()> {
         self.cli_refs(&self.rib_args("add", a)).map(drop)
