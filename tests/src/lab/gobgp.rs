@@ -70,9 +70,12 @@ impl GobgpConfig {
                  passive-mode = {}",
                 n.local_address, n.port, n.passive
             );
+            // GoBGP stays Idle and refuses connections for 30 s after any session loss by
+            // default (`idle-hold-time-after-reset`); 1 s keeps reconnect tests short.
             let _ = writeln!(
                 c,
-                "  [neighbors.timers.config]\n    connect-retry = 5\n    hold-time = 90\n    keepalive-interval = 30"
+                "  [neighbors.timers.config]\n    connect-retry = 5\n    hold-time = 90\n    keepalive-interval = 30\n    \
+                 idle-hold-time-after-reset = 1"
             );
             if let Some(ttl) = n.multihop {
                 let _ = writeln!(
