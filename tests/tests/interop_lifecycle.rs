@@ -125,6 +125,15 @@ fn graceful_restart(test: &str, signal: Signal) {
             (name, scope.spawn(move || watch_routes(r, stop, t0, want)))
         })
         .collect();
+        // The pollers stop however this ends, a panic included (else the scope would wait
+        // for them forever).
+        struct StopOnDrop<'a>(&'a AtomicBool);
+        impl Drop for StopOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let guard = StopOnDrop(&stop);
         let result = (|| {
             std::thread::sleep(Duration::from_millis(300));
             spk.signal(signal);
@@ -154,7 +163,7 @@ fn graceful_restart(test: &str, signal: Signal) {
             std::thread::sleep(Duration::from_millis(300));
             Ok::<_, String>(())
         })();
-        stop.store(true, Ordering::Relaxed);
+        drop(guard);
         let polls = handles
             .into_iter()
             .map(|(n, h)| (n.to_owned(), h.join().expect("poller")))
