@@ -1,4 +1,5 @@
 //! Shared helpers of the cross-crate tests.
 
+pub mod interop;
 pub mod lab;
 pub mod speaker;

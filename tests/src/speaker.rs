@@ -107,30 +107,61 @@ pub fn add_prefixes(intent: &mut NodeIntent, prefixes: &[&str]) {
     }
 }
 
+/// How to run the speaker besides its intent.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `--connect-timeout` (e.g. "2s"): how soon a silent peer (MD5/GTSM mismatch) is
+    /// reported as "no answer". The speaker's default is 5 s.
+    pub connect_timeout: Option<String>,
+    /// Kubernetes mode: no `--intent-file`; `KUBECONFIG` points at this file.
+    pub kubeconfig: Option<PathBuf>,
+    /// `RUST_LOG` (default `info,bgpintent_speaker=debug`).
+    pub log_filter: Option<String>,
+    /// Written to the passwords file before the start (`key`, `password`).
+    pub passwords: Vec<(String, String)>,
+}
+
 /// A running speaker.
 #[derive(Debug)]
 pub struct Speaker<'a> {
     lab: &'a Lab,
     pub intent_file: PathBuf,
     pub passwords_file: PathBuf,
+    options: Options,
     process: Option<Arc<Process>>,
     generation: i64,
+    /// Processes started so far (each gets its own log file).
+    starts: u32,
 }
 
 impl<'a> Speaker<'a> {
     /// Writes `intent` and starts the speaker in the speaker namespace.
     pub fn start(lab: &'a Lab, intent: &NodeIntent) -> Result<Self> {
+        Self::start_with(lab, Some(intent), Options::default())
+    }
+
+    /// Starts the speaker with `options`; `intent` is written to the intent file first
+    /// (standalone mode) unless `options.kubeconfig` is set.
+    pub fn start_with(lab: &'a Lab, intent: Option<&NodeIntent>, options: Options) -> Result<Self> {
         let mut s = Self {
             lab,
             intent_file: lab.dir().join("intent.yaml"),
             passwords_file: lab.dir().join("passwords.yaml"),
+            options,
             process: None,
             generation: 0,
+            starts: 0,
         };
-        s.write_intent(intent)?;
-        if !s.passwords_file.exists() {
-            std::fs::write(&s.passwords_file, "{}\n").map_err(|e| LabError::new(e.to_string()))?;
+        if let Some(intent) = intent {
+            s.write_intent(intent)?;
         }
+        let passwords = s.options.passwords.clone();
+        s.write_passwords(
+            &passwords
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect::<Vec<_>>(),
+        )?;
         s.restart()?;
         Ok(s)
     }
@@ -145,12 +176,40 @@ impl<'a> Speaker<'a> {
             "--metrics-addr",
             &format!("127.0.0.1:{HTTP_PORT}"),
         ]);
-        cmd.arg("--intent-file").arg(&self.intent_file);
-        cmd.arg("--passwords-file").arg(&self.passwords_file);
-        cmd.env("RUST_LOG", "info,bgpintent_speaker=debug");
-        let log = self.lab.dir().join("speaker.log");
-        self.process = Some(Process::spawn("speaker", cmd, &log)?);
+        match &self.options.kubeconfig {
+            Some(kubeconfig) => {
+                cmd.args(["--namespace", "bgp-intent"]).env("KUBECONFIG", kubeconfig);
+            }
+            None => {
+                cmd.arg("--intent-file").arg(&self.intent_file);
+                cmd.arg("--passwords-file").arg(&self.passwords_file);
+            }
+        }
+        if let Some(t) = &self.options.connect_timeout {
+            cmd.args(["--connect-timeout", t]);
+        }
+        let filter = self
+            .options
+            .log_filter
+            .clone()
+            .unwrap_or_else(|| "info,bgpintent_speaker=debug".into());
+        cmd.env("RUST_LOG", filter);
+        self.starts += 1;
+        self.process = Some(Process::spawn("speaker", cmd, &self.log_path())?);
         Ok(())
+    }
+
+    /// The log of the current (or last) process: `speaker.log`, then `speaker-2.log`...
+    pub fn log_path(&self) -> PathBuf {
+        match self.starts {
+            0 | 1 => self.lab.dir().join("speaker.log"),
+            n => self.lab.dir().join(format!("speaker-{n}.log")),
+        }
+    }
+
+    /// The speaker's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(|p| p.pid())
     }
 
     /// Replaces the intent file (atomically); the speaker picks it up within 250 ms.
@@ -226,10 +285,41 @@ impl<'a> Speaker<'a> {
         .context(self.log_tail(40)))
     }
 
+    /// The last `lines` lines of the current process's log (and of the previous one, if
+    /// it was restarted), for failure messages.
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(self.lab.dir().join("speaker.log")).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        let tail = |path: &Path| {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let all: Vec<&str> = text.lines().collect();
+            all[all.len().saturating_sub(lines)..].join("\n")
+        };
+        let mut out = String::new();
+        if self.starts > 1 {
+            let previous = match self.starts - 1 {
+                1 => self.lab.dir().join("speaker.log"),
+                n => self.lab.dir().join(format!("speaker-{n}.log")),
+            };
+            out.push_str(&format!("----- {}\n{}\n", previous.display(), tail(&previous)));
+        }
+        let current = self.log_path();
+        out.push_str(&format!("----- {}\n{}", current.display(), tail(&current)));
+        out
+    }
+
+    /// `GET /metrics` (Prometheus text).
+    pub fn metrics(&self) -> Result<String> {
+        http_get_in(self.lab, "/metrics")
+    }
+
+    /// The value of `bgpintent_speaker_<name>` for `peer` (0 when absent).
+    pub fn peer_metric(&self, name: &str, peer: std::net::IpAddr) -> Result<f64> {
+        let text = self.metrics()?;
+        Ok(metric_value(&text, &format!("bgpintent_speaker_{name}"), &peer.to_string()))
+    }
+
+    /// Peak resident set size of the speaker process (`VmHWM`), in KiB.
+    pub fn vm_hwm_kib(&self) -> Option<u64> {
+        self.pid().and_then(vm_hwm_kib)
     }
 }
 
@@ -239,6 +329,31 @@ impl Drop for Speaker<'_> {
             p.stop();
         }
     }
+}
+
+/// The first sample of `metric` whose labels contain `peer="<peer>"` (counters may carry
+/// a `_total` suffix).
+pub fn metric_value(text: &str, metric: &str, peer: &str) -> f64 {
+    let label = format!("peer=\"{peer}\"");
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            let name = l.split(['{', ' ']).next().unwrap_or("");
+            name == metric || name == format!("{metric}_total")
+        })
+        .filter(|l| l.contains(&label))
+        .find_map(|l| l.rsplit(' ').next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0.0)
+}
+
+/// `VmHWM` of a process in KiB.
+pub fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
 }
 
 /// A tiny HTTP GET over a socket inside the speaker namespace (no curl needed).

@@ -29,6 +29,9 @@ pub struct BirdConfig {
     pub neighbors: Vec<Neighbor>,
     /// Static (blackhole) routes with BGP attributes, exported to neighbours with `export`.
     pub announcements: Vec<Announcement>,
+    /// Log every BGP message and state change of the sessions (`debug { states, events,
+    /// packets }`): shows "Got END-OF-RIB" and the like. Off for bulk routes.
+    pub debug: bool,
 }
 
 impl BirdConfig {
@@ -38,6 +41,7 @@ impl BirdConfig {
             asn,
             neighbors: Vec::new(),
             announcements: Vec::new(),
+            debug: false,
         }
     }
 
@@ -83,8 +87,13 @@ impl BirdConfig {
             c,
             "template bgp labpeer {{\n  local as {};\n  hold time 90; keepalive time 30;\n  \
              connect delay time 1; connect retry time 5; error wait time 1, 10;\n  \
-             graceful restart on;\n}}",
-            self.asn
+             graceful restart on;{}\n}}",
+            self.asn,
+            if self.debug {
+                "\n  debug { states, events, packets };"
+            } else {
+                ""
+            }
         );
         for n in &self.neighbors {
             let _ = writeln!(c, "protocol bgp {} from labpeer {{", n.name);
@@ -180,6 +189,22 @@ impl Bird {
             .get(&neighbor)
             .map(String::as_str)
             .ok_or_else(|| LabError::new(format!("BIRD has no neighbour {neighbor}")))
+    }
+
+    /// `show protocols all <session>`: state, negotiated capabilities, graceful-restart
+    /// state and route counts of the session with `neighbor`.
+    pub fn protocol_info(&self, neighbor: IpAddr) -> Result<String> {
+        self.birdc(&["show", "protocols", "all", self.protocol(neighbor)?])
+    }
+
+    /// Routes imported from `neighbor` on its first channel ("Routes: N imported").
+    pub fn imported(&self, neighbor: IpAddr) -> Result<u64> {
+        let info = self.protocol_info(neighbor)?;
+        info.lines()
+            .find_map(|l| l.trim().strip_prefix("Routes:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| LabError::new(format!("no route count in {info:?}")))
     }
 
     /// Disables / enables the session to `neighbor` (`birdc disable|enable`).

@@ -177,6 +177,15 @@ impl Frr {
 }
 
 impl Frr {
+    /// `show bgp neighbors ADDR json` for one neighbour (state, graceful restart info,
+    /// last notification).
+    pub fn neighbor(&self, neighbor: IpAddr) -> Result<Value> {
+        let out = self.vtysh(&format!("show bgp neighbors {neighbor} json"))?;
+        let v: Value =
+            serde_json::from_str(&out).map_err(|e| LabError::new(format!("FRR neighbor JSON: {e}")))?;
+        Ok(v[neighbor.to_string()].clone())
+    }
+
     pub(crate) fn process_arc(&self) -> &Arc<Process> {
         &self.process
     }

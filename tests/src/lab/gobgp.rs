@@ -70,9 +70,12 @@ impl GobgpConfig {
                  passive-mode = {}",
                 n.local_address, n.port, n.passive
             );
+            // GoBGP stays Idle and refuses connections for 30 s after any session loss by
+            // default (`idle-hold-time-after-reset`); 1 s keeps reconnect tests short.
             let _ = writeln!(
                 c,
-                "  [neighbors.timers.config]\n    connect-retry = 5\n    hold-time = 90\n    keepalive-interval = 30"
+                "  [neighbors.timers.config]\n    connect-retry = 5\n    hold-time = 90\n    keepalive-interval = 30\n    \
+                 idle-hold-time-after-reset = 1"
             );
             if let Some(ttl) = n.multihop {
                 let _ = writeln!(
@@ -169,6 +172,15 @@ impl Gobgp {
         cmd.args(["netns", "exec", &self.ns, "gobgp", "-u", "127.0.0.1", "-p", &port])
             .args(args);
         super::netns::run(&mut cmd)
+    }
+
+    /// `gobgp -j neighbor ADDR`: state, timers, graceful-restart and End-of-RIB state per
+    /// family (`afi_safis[].mp_graceful_restart.state`).
+    pub fn neighbor(&self, neighbor: IpAddr) -> Result<Value> {
+        let out = self.cli(&["-j", "neighbor", &neighbor.to_string()])?;
+        let v: Value =
+            serde_json::from_str(&out).map_err(|e| LabError::new(format!("gobgp neighbor JSON: {e}")))?;
+        Ok(if v.is_array() { v[0].clone() } else { v })
     }
 
     /// Adds a route to the global RIB (`gobgp global rib add`).

@@ -13,6 +13,9 @@ pub const FRR: &str = "frr";
 /// Forwarding router between the bridge and [`FAR`].
 pub const ROUTER: &str = "rtr";
 pub const FAR: &str = "far";
+/// GoBGP and FRR behind the forwarding router (with [`Topology::far_routers`]).
+pub const FAR_GOBGP: &str = "farg";
+pub const FAR_FRR: &str = "farf";
 
 pub const SPEAKER_AS: u32 = 64500;
 pub const BIRD_AS: u32 = 64502;
@@ -28,6 +31,9 @@ pub struct Topology {
     pub frr: bool,
     /// `rtr` (forwarding) and `far` behind it.
     pub multihop: bool,
+    /// With `multihop`: also `farg` (198.51.100.3) and `farf` (198.51.100.4) behind `rtr`,
+    /// so GoBGP and FRR get multihop sessions of their own.
+    pub far_routers: bool,
 }
 
 impl Topology {
@@ -37,6 +43,7 @@ impl Topology {
         gobgp: true,
         frr: true,
         multihop: true,
+        far_routers: false,
     };
     /// BIRD, GoBGP and FRR, no multihop part.
     pub const ROUTERS: Topology = Topology {
@@ -44,6 +51,7 @@ impl Topology {
         gobgp: true,
         frr: true,
         multihop: false,
+        far_routers: false,
     };
 }
 
@@ -56,9 +64,7 @@ const fn v6(host: u16) -> Ipv6Addr {
 }
 
 const RTR_FAR_V4: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
-const FAR_V4: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
 const RTR_FAR_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 1);
-const FAR_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 2);
 
 impl Lab {
     /// Builds the standard topology: `spk` with bridge `br0` (192.0.2.1/24,
@@ -82,25 +88,38 @@ impl Lab {
             }
         }
         if topology.multihop {
-            lab.add_node(FAR, Some(FAR_V4), Some(FAR_V6))?;
-            lab.link(ROUTER, "eth1", FAR, "eth0")?;
+            // `rtr` owns a second bridge `br1` (198.51.100.1/24, 2001:db8:2::1/64) with the
+            // far nodes on it, one hop from the speaker's bridge.
+            lab.bridge(ROUTER, "br1")?;
             let rtr = lab.ns(ROUTER);
-            rtr.add_addr("eth1", "198.51.100.1/24")?;
-            rtr.add_addr("eth1", "2001:db8:2::1/64")?;
+            rtr.add_addr("br1", "198.51.100.1/24")?;
+            rtr.add_addr("br1", "2001:db8:2::1/64")?;
             rtr.sysctl("net.ipv4.ip_forward", "1")?;
             rtr.sysctl("net.ipv6.conf.all.forwarding", "1")?;
-            let far = lab.ns(FAR);
-            far.add_addr("eth0", "198.51.100.2/24")?;
-            far.add_addr("eth0", "2001:db8:2::2/64")?;
-            far.ip(&["route", "add", "192.0.2.0/24", "via", &RTR_FAR_V4.to_string()])?;
-            far.ip(&[
-                "-6",
-                "route",
-                "add",
-                "2001:db8:1::/64",
-                "via",
-                &RTR_FAR_V6.to_string(),
-            ])?;
+            let mut far = vec![(FAR, 2u8)];
+            if topology.far_routers {
+                far.extend([(FAR_GOBGP, 3), (FAR_FRR, 4)]);
+            }
+            for (name, host) in far {
+                let a4 = Ipv4Addr::new(198, 51, 100, host);
+                let a6 = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, u16::from(host));
+                lab.add_node(name, Some(a4), Some(a6))?;
+                let rtr_if = format!("v-{name}");
+                lab.link(ROUTER, &rtr_if, name, "eth0")?;
+                lab.ns(ROUTER).ip(&["link", "set", &rtr_if, "master", "br1"])?;
+                let ns = lab.ns(name);
+                ns.add_addr("eth0", &format!("{a4}/24"))?;
+                ns.add_addr("eth0", &format!("{a6}/64"))?;
+                ns.ip(&["route", "add", "192.0.2.0/24", "via", &RTR_FAR_V4.to_string()])?;
+                ns.ip(&[
+                    "-6",
+                    "route",
+                    "add",
+                    "2001:db8:1::/64",
+                    "via",
+                    &RTR_FAR_V6.to_string(),
+                ])?;
+            }
             for name in [SPEAKER, BIRD, GOBGP, FRR] {
                 if let Some(node) = lab.nodes.get(name) {
                     node.ns
