@@ -96,7 +96,9 @@ pub fn set(items: &[&str]) -> BTreeSet<String> {
 pub fn wait_learned(router: &dyn Router, family: Family, want: &[&str], spk: &Speaker) -> Vec<Route> {
     let want = set(want);
     router
-        .wait_routes(family, ROUTES, &format!("learned {want:?}"), &|r| learned(r) == want)
+        .wait_routes(family, ROUTES, &format!("learned {want:?}"), &|r| {
+            learned(r) == want
+        })
         .unwrap_or_else(|e| panic!("{e}\n{}", spk.log_tail(40)))
 }
 
@@ -116,7 +118,10 @@ pub fn wait_established(lab: &Lab, routers: &[&dyn Router], families: &[Family],
 }
 
 /// The speaker's status entry for `peer`.
-pub fn peer_status(status: &BGPNodeIntentStatus, peer: IpAddr) -> Option<&bgpintent_crd::node_intent::PeerStatus> {
+pub fn peer_status(
+    status: &BGPNodeIntentStatus,
+    peer: IpAddr,
+) -> Option<&bgpintent_crd::node_intent::PeerStatus> {
     status.peers.iter().find(|p| p.address == peer.to_string())
 }
 

@@ -178,7 +178,8 @@ impl<'a> Speaker<'a> {
         ]);
         match &self.options.kubeconfig {
             Some(kubeconfig) => {
-                cmd.args(["--namespace", "bgp-intent"]).env("KUBECONFIG", kubeconfig);
+                cmd.args(["--namespace", "bgp-intent"])
+                    .env("KUBECONFIG", kubeconfig);
             }
             None => {
                 cmd.arg("--intent-file").arg(&self.intent_file);
@@ -314,7 +315,11 @@ impl<'a> Speaker<'a> {
     /// The value of `bgpintent_speaker_<name>` for `peer` (0 when absent).
     pub fn peer_metric(&self, name: &str, peer: std::net::IpAddr) -> Result<f64> {
         let text = self.metrics()?;
-        Ok(metric_value(&text, &format!("bgpintent_speaker_{name}"), &peer.to_string()))
+        Ok(metric_value(
+            &text,
+            &format!("bgpintent_speaker_{name}"),
+            &peer.to_string(),
+        ))
     }
 
     /// Peak resident set size of the speaker process (`VmHWM`), in KiB.

@@ -5,10 +5,7 @@
 
 use std::{
     collections::BTreeMap,
-    sync::{
-
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::atomic::{AtomicBool, Ordering},
     time::{Duration, Instant},
 };
 
@@ -19,6 +16,9 @@ use bgpintent_tests::{
     speaker::{self, Speaker},
 };
 use rustix::process::Signal;
+
+/// Asks a router for a ROUTE-REFRESH on its session to the speaker address given.
+type Refresh<'a> = Box<dyn Fn(std::net::IpAddr) -> bgpintent_tests::lab::Result<String> + 'a>;
 
 const V4: &[&str] = &["203.0.113.30/32", "203.0.113.31/32", "203.0.113.32/32"];
 const V6: &[&str] = &[
@@ -59,12 +59,7 @@ struct Poll {
 }
 
 /// Polls `router` every 100 ms on its own thread until `stop`: how our routes look there.
-fn watch_routes(
-    router: &(dyn Router + Sync),
-    stop: &AtomicBool,
-    start: Instant,
-    want: &[&str],
-) -> Vec<Poll> {
+fn watch_routes(router: &(dyn Router + Sync), stop: &AtomicBool, start: Instant, want: &[&str]) -> Vec<Poll> {
     let mut polls = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let t = Instant::now();
@@ -142,7 +137,12 @@ fn graceful_restart(test: &str, signal: Signal) {
                 bgpintent_tests::lab::wait_until(
                     &format!("{} to see the session down", router.name()),
                     Duration::from_secs(10),
-                    || Ok((router.session_state(lab.v4(SPEAKER))? != SessionState::Established).then_some(())),
+                    || {
+                        Ok(
+                            (router.session_state(lab.v4(SPEAKER))? != SessionState::Established)
+                                .then_some(()),
+                        )
+                    },
                 )
                 .map_err(|e| e.to_string())?;
             }
@@ -190,7 +190,11 @@ fn graceful_restart(test: &str, signal: Signal) {
     }
     for router in [GOBGP, FRR] {
         let stale = polls[router].iter().filter(|p| p.stale == want.len()).count();
-        assert!(stale > 0, "{router} never showed our routes stale: {:?}", polls[router]);
+        assert!(
+            stale > 0,
+            "{router} never showed our routes stale: {:?}",
+            polls[router]
+        );
     }
     let bird_log = std::fs::read_to_string(routers.bird.process().log_path()).unwrap_or_default();
     let new_lines = &bird_log[bird_log_before.len().min(bird_log.len())..];
@@ -272,23 +276,24 @@ fn intent_deleted_withdraws_within_a_second_and_sends_cease() {
 
     // Cease seen at each router.
     let mut seen = (false, false, false);
-    let result = bgpintent_tests::lab::wait_until("Cease in every router's view", Duration::from_secs(5), || {
-        let bird = std::fs::read_to_string(routers.bird.process().log_path()).unwrap_or_default();
-        let gobgp = std::fs::read_to_string(routers.gobgp.process().log_path()).unwrap_or_default();
-        let frr = routers.frr.neighbor(lab.v4(SPEAKER))?;
-        seen.0 = bird.contains("Received: Administrative shutdown");
-        seen.1 = gobgp.contains("subcode 2(administrative shutdown)");
-        // FRR and we both set the RFC 8538 N-bit, so the shutdown is wrapped in Cease /
-        // Hard Reset (6/9), which FRR records as such. Known defect (wire, reported): our
-        // Hard Reset data lacks the inner error code (RFC 8538 §3.1: ErrCode, Subcode,
-        // Data), so FRR shows the inner part as "020E" instead of "0602"; accept either
-        // until it is fixed, but require the Hard Reset.
-        seen.2 = frr["lastNotificationHardReset"] == true
-            || frr["lastNotificationReason"]
-                .as_str()
-                .is_some_and(|r| r.contains("Administrative Shutdown"));
-        Ok((seen.0 && seen.1 && seen.2).then_some(()))
-    });
+    let result =
+        bgpintent_tests::lab::wait_until("Cease in every router's view", Duration::from_secs(5), || {
+            let bird = std::fs::read_to_string(routers.bird.process().log_path()).unwrap_or_default();
+            let gobgp = std::fs::read_to_string(routers.gobgp.process().log_path()).unwrap_or_default();
+            let frr = routers.frr.neighbor(lab.v4(SPEAKER))?;
+            seen.0 = bird.contains("Received: Administrative shutdown");
+            seen.1 = gobgp.contains("subcode 2(administrative shutdown)");
+            // FRR and we both set the RFC 8538 N-bit, so the shutdown is wrapped in Cease /
+            // Hard Reset (6/9), which FRR records as such. Known defect (wire, reported): our
+            // Hard Reset data lacks the inner error code (RFC 8538 §3.1: ErrCode, Subcode,
+            // Data), so FRR shows the inner part as "020E" instead of "0602"; accept either
+            // until it is fixed, but require the Hard Reset.
+            seen.2 = frr["lastNotificationHardReset"] == true
+                || frr["lastNotificationReason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("Administrative Shutdown"));
+            Ok((seen.0 && seen.1 && seen.2).then_some(()))
+        });
     if let Err(e) = result {
         panic!(
             "{e}\nseen (bird, gobgp, frr) = {seen:?}\nbird:\n{}\ngobgp:\n{}\nfrr: {}",
@@ -319,7 +324,7 @@ fn router_restart_and_route_refresh_resend_the_table() {
     // Not GoBGP: `gobgp neighbor X softresetin` re-runs GoBGP's import policy over its own
     // Adj-RIB-In and sends no ROUTE-REFRESH (seen here: the speaker's counters do not
     // move), and its CLI has no other way to ask for one.
-    let refresh: [(&str, Box<dyn Fn(std::net::IpAddr) -> bgpintent_tests::lab::Result<String> + '_>); 2] = [
+    let refresh: [(&str, Refresh<'_>); 2] = [
         (
             BIRD,
             Box::new(|a| {

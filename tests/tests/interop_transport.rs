@@ -15,8 +15,8 @@ use bgpintent_tests::{
         wait_learned,
     },
     lab::{
-        BIRD_AS, BirdConfig, FAR, FAR_FRR, FAR_GOBGP, FRR_AS, FrrConfig, GOBGP_AS, GobgpConfig, Lab, Neighbor,
-        ROUTER_PROGRAMS, Router, SPEAKER, Topology, require,
+        BIRD_AS, BirdConfig, FAR, FAR_FRR, FAR_GOBGP, FRR_AS, FrrConfig, GOBGP_AS, GobgpConfig, Lab,
+        Neighbor, ROUTER_PROGRAMS, Router, SPEAKER, Topology, require,
     },
     speaker::{self, Options, Speaker},
 };
@@ -37,7 +37,10 @@ fn options(passwords: &[(&str, &str)]) -> Options {
     Options {
         // A silent peer (MD5/GTSM mismatch) shows up as "no answer" after this.
         connect_timeout: Some("2s".into()),
-        passwords: passwords.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        passwords: passwords
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         ..Options::default()
     }
 }
@@ -112,13 +115,18 @@ fn md5_right_key_establishes_and_wrong_key_reports_no_answer() {
     }
     let v6_peers: Vec<IpAddr> = ROUTER_NODES.iter().map(|(n, _)| lab.v6(n)).collect();
     let status = spk
-        .wait_status("every IPv6 peer down with \"no answer\"", Duration::from_secs(20), |s| {
-            v6_peers.iter().all(|p| {
-                peer_status(s, *p).is_some_and(|p| {
-                    p.state != SessionStateName::Established && p.last_down_reason.as_deref() == Some(NO_ANSWER)
+        .wait_status(
+            "every IPv6 peer down with \"no answer\"",
+            Duration::from_secs(20),
+            |s| {
+                v6_peers.iter().all(|p| {
+                    peer_status(s, *p).is_some_and(|p| {
+                        p.state != SessionStateName::Established
+                            && p.last_down_reason.as_deref() == Some(NO_ANSWER)
+                    })
                 })
-            })
-        })
+            },
+        )
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(status.established, 3, "{status:?}");
     for router in routers.all() {
@@ -171,10 +179,15 @@ fn multihop_ttl_1_fails_and_ttl_2_establishes_across_a_router() {
     let to_speaker = |node: &str, asn: u32| {
         let _ = asn;
         vec![
-            Neighbor::new("spk4", lab.v4(node), lab.v4(SPEAKER), speaker::intent().local_asn.get())
-                .multihop(2)
-                .passive()
-                .no_export(),
+            Neighbor::new(
+                "spk4",
+                lab.v4(node),
+                lab.v4(SPEAKER),
+                speaker::intent().local_asn.get(),
+            )
+            .multihop(2)
+            .passive()
+            .no_export(),
         ]
     };
     let id = |node: &str| match lab.v4(node) {
@@ -207,16 +220,23 @@ fn multihop_ttl_1_fails_and_ttl_2_establishes_across_a_router() {
     let mut spk = Speaker::start_with(&lab, Some(&intent), options(&[])).unwrap();
 
     // TTL 1: our SYNs and our OPENs (on accepted connections) die at `rtr`.
-    let sessions: Vec<(&dyn Router, IpAddr)> = routers.iter().map(|(r, _, _)| (*r, lab.v4(SPEAKER))).collect();
+    let sessions: Vec<(&dyn Router, IpAddr)> =
+        routers.iter().map(|(r, _, _)| (*r, lab.v4(SPEAKER))).collect();
     never_established(Duration::from_secs(6), &lab, &sessions, &peers, &spk);
-    spk.wait_status("every far peer down as unreachable", Duration::from_secs(10), |s| {
-        peers.iter().all(|p| {
-            peer_status(s, *p).is_some_and(|p| {
-                p.state != SessionStateName::Established
-                    && p.last_down_reason.as_deref().is_some_and(|r| r.contains("unreachable"))
+    spk.wait_status(
+        "every far peer down as unreachable",
+        Duration::from_secs(10),
+        |s| {
+            peers.iter().all(|p| {
+                peer_status(s, *p).is_some_and(|p| {
+                    p.state != SessionStateName::Established
+                        && p.last_down_reason
+                            .as_deref()
+                            .is_some_and(|r| r.contains("unreachable"))
+                })
             })
-        })
-    })
+        },
+    )
     .unwrap_or_else(|e| panic!("{e}"));
 
     // TTL 2: a reset-causing change; the sessions come up and carry the routes.
@@ -230,12 +250,19 @@ fn multihop_ttl_1_fails_and_ttl_2_establishes_across_a_router() {
             .unwrap_or_else(|e| panic!("{e}\n{}", spk.log_tail(40)));
         let routes = router
             .wait_routes(Family::Ipv4, Duration::from_secs(15), "both prefixes", &|r| {
-                V4.iter()
-                    .all(|p| r.iter().any(|r| r.prefix.to_string() == *p))
+                V4.iter().all(|p| r.iter().any(|r| r.prefix.to_string() == *p))
             })
             .unwrap_or_else(|e| panic!("{e}\n{}", spk.log_tail(40)));
-        for r in routes.iter().filter(|r| V4.contains(&r.prefix.to_string().as_str())) {
-            assert_eq!(r.as_path, [speaker::intent().local_asn.get()], "{}: {r:?}", router.name());
+        for r in routes
+            .iter()
+            .filter(|r| V4.contains(&r.prefix.to_string().as_str()))
+        {
+            assert_eq!(
+                r.as_path,
+                [speaker::intent().local_asn.get()],
+                "{}: {r:?}",
+                router.name()
+            );
         }
     }
     took("multihop", start);
@@ -269,7 +296,8 @@ fn gtsm_both_sides_establishes_and_one_side_does_not() {
         wait_learned(router, Family::Ipv4, V4, &spk);
     }
     let v6_peers: Vec<IpAddr> = ROUTER_NODES.iter().map(|(n, _)| lab.v6(n)).collect();
-    let sessions: Vec<(&dyn Router, IpAddr)> = routers.all().into_iter().map(|r| (r, lab.v6(SPEAKER))).collect();
+    let sessions: Vec<(&dyn Router, IpAddr)> =
+        routers.all().into_iter().map(|r| (r, lab.v6(SPEAKER))).collect();
     never_established(Duration::from_secs(8), &lab, &sessions, &v6_peers, &spk);
     took("gtsm", start);
 }

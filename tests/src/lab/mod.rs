@@ -52,7 +52,10 @@ pub use netns::{Netns, NsThread, output, run};
 pub use process::Process;
 pub use route::{Origin, Route, parse_bird, parse_frr, parse_gobgp};
 pub use router::{Announcement, Neighbor, Router, wait_until};
-pub use topology::{BIRD, BIRD_AS, FAR, FAR_FRR, FAR_GOBGP, FRR, FRR_AS, GOBGP, GOBGP_AS, ROUTER, SPEAKER, SPEAKER_AS, Topology};
+pub use topology::{
+    BIRD, BIRD_AS, FAR, FAR_FRR, FAR_GOBGP, FRR, FRR_AS, GOBGP, GOBGP_AS, ROUTER, SPEAKER, SPEAKER_AS,
+    Topology,
+};
 
 /// An error of the lab itself (a command failed, a wait timed out), with context lines.
 #[derive(Debug, Clone)]
