@@ -53,12 +53,14 @@ impl Notification {
         )
     }
 
-    /// RFC 8538 §3.1 Hard Reset carrying `inner` (a Cease subcode and its data). Once both
-    /// sides advertised the N-bit, any other NOTIFICATION is "graceful" and the peer would
-    /// keep our routes for the restart time; an administrative shutdown that means
-    /// "withdraw everything" must therefore be wrapped in a Hard Reset.
+    /// RFC 8538 §3 Hard Reset carrying `inner`: its data is the encapsulated NOTIFICATION's
+    /// error code, subcode and data. Once both sides advertised the N-bit, any other
+    /// NOTIFICATION is "graceful" and the peer would keep our routes for the restart time; an
+    /// administrative shutdown that means "withdraw everything" must therefore be wrapped in
+    /// a Hard Reset.
     pub fn hard_reset(inner: &Notification) -> Self {
-        let mut data = Vec::with_capacity(1 + inner.data.len());
+        let mut data = Vec::with_capacity(2 + inner.data.len());
+        data.push(inner.code);
         data.push(inner.subcode);
         data.extend_from_slice(&inner.data);
         Self::new(error_code::CEASE, cease_subcode::HARD_RESET, data)
@@ -73,9 +75,12 @@ impl Notification {
         }
         let data = match self.subcode {
             cease_subcode::ADMINISTRATIVE_SHUTDOWN | cease_subcode::ADMINISTRATIVE_RESET => &self.data[..],
-            cease_subcode::HARD_RESET => match self.data.split_first() {
+            cease_subcode::HARD_RESET => match self.data.split_first_chunk::<2>() {
                 Some((
-                    &(cease_subcode::ADMINISTRATIVE_SHUTDOWN | cease_subcode::ADMINISTRATIVE_RESET),
+                    &[
+                        error_code::CEASE,
+                        cease_subcode::ADMINISTRATIVE_SHUTDOWN | cease_subcode::ADMINISTRATIVE_RESET,
+                    ],
                     rest,
                 )) => rest,
                 _ => return None,
@@ -214,7 +219,8 @@ mod tests {
     fn hard_reset_wraps_the_cease_subcode() {
         let n = Notification::hard_reset(&Notification::admin_shutdown("maint"));
         assert_eq!((n.code, n.subcode), (6, 9));
-        assert_eq!(n.data, b"\x02\x05maint");
+        // RFC 8538 §3: ErrCode, Subcode, then the encapsulated data.
+        assert_eq!(n.data, b"\x06\x02\x05maint");
         assert_eq!(n.shutdown_message().as_deref(), Some("maint"));
     }
 
