@@ -175,20 +175,7 @@ impl PolicyBuilder {
         self
     }
     pub fn peer(mut self, address: &str, asn: i64) -> Self {
-        self.0.spec.bgp_peers.push(BGPPeer {
-            address: address.into(),
-            port: None,
-            asn,
-            multihop_ttl: None,
-            graceful_restart_time_seconds: None,
-            hold_time_seconds: None,
-            keepalive_time_seconds: None,
-            connect_retry_seconds: None,
-            passive: None,
-            ttl_security: None,
-            graceful_restart_deferral_seconds: None,
-            bfd: None,
-        });
+        self.0.spec.bgp_peers.push(BGPPeer::new(address, asn));
         self
     }
     pub fn build(self) -> BGPPolicy {

@@ -180,6 +180,26 @@ pub struct BGPPeer {
     pub bfd: Option<Bfd>,
 }
 
+impl BGPPeer {
+    /// A peer with only its address and AS set: every other field takes its default.
+    pub fn new(address: impl Into<String>, asn: i64) -> Self {
+        Self {
+            address: address.into(),
+            port: None,
+            asn,
+            multihop_ttl: None,
+            graceful_restart_time_seconds: None,
+            hold_time_seconds: None,
+            keepalive_time_seconds: None,
+            connect_retry_seconds: None,
+            passive: None,
+            ttl_security: None,
+            graceful_restart_deferral_seconds: None,
+            bfd: None,
+        }
+    }
+}
+
 /// Antrea's BFD settings (accepted, not acted on).
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

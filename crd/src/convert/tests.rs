@@ -10,20 +10,7 @@ use super::*;
 use crate::policy::{Advertisements, BGPPeer, BGPPolicySpec, ServiceAdvertisement};
 
 fn peer(address: &str, asn: i64) -> BGPPeer {
-    BGPPeer {
-        address: address.into(),
-        port: None,
-        asn,
-        multihop_ttl: None,
-        graceful_restart_time_seconds: None,
-        hold_time_seconds: None,
-        keepalive_time_seconds: None,
-        connect_retry_seconds: None,
-        passive: None,
-        ttl_security: None,
-        graceful_restart_deferral_seconds: None,
-        bfd: None,
-    }
+    BGPPeer::new(address, asn)
 }
 
 fn spec(peers: Vec<BGPPeer>) -> BGPPolicySpec {
