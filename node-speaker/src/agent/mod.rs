@@ -35,7 +35,7 @@ use tokio::sync::watch;
 
 use crate::{
     net::{AllowedPeer, ConnectOptions, ListenConfig, Listener},
-    session::{Config, Stop},
+    session::{Config, Routes, Stop},
 };
 pub use desired::{Desired, Password};
 use metrics::SpeakerMetrics;
@@ -88,6 +88,7 @@ pub async fn run(
     let mut agent = Agent {
         settings,
         current: None,
+        routes: Routes::new(),
         peers: BTreeMap::new(),
         listener: None,
         first: true,
@@ -150,6 +151,8 @@ fn seed() -> u64 {
 struct Agent {
     settings: AgentSettings,
     current: Option<Desired>,
+    /// `current`'s routes, kept so neither a status tick nor the next diff rebuilds them.
+    routes: Routes,
     peers: BTreeMap<PeerKey, Running>,
     listener: Option<Listener>,
     /// The first intent after the process started: sessions carry the Restart bit.
@@ -190,6 +193,7 @@ impl Agent {
                     }));
                 }
                 self.listener = None;
+                self.routes.clear();
             }
             return;
         };
@@ -208,7 +212,7 @@ impl Agent {
             self.bind(&new);
         }
         let routes = new.routes();
-        let routes_changed = old.as_ref().is_none_or(|o| o.routes() != routes);
+        let routes_changed = old.is_none() || self.routes != routes;
 
         // Removed peers first, then changed, then added (remove, update, create).
         let gone: Vec<PeerKey> = self
@@ -290,6 +294,7 @@ impl Agent {
         }
         self.allow_peers(&new);
         self.first = false;
+        self.routes = routes;
         self.current = Some(new);
     }
 
@@ -339,7 +344,7 @@ impl Agent {
             observed_generation: self.current.as_ref().and_then(|d| d.generation),
             present: self.current.is_some(),
             peers: BTreeMap::new(),
-            prefixes: self.current.as_ref().map_or(0, |d| d.routes().len() as u64),
+            prefixes: self.routes.len() as u64,
             missing_sets: self
                 .current
                 .as_ref()

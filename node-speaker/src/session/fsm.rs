@@ -244,11 +244,7 @@ impl Session {
                 self.restart_hold(now, &mut out);
                 self.stats.route_refreshes_received += 1;
                 // RFC 7313 §5: a refresh for a family not negotiated is ignored.
-                let negotiated = self
-                    .negotiated
-                    .as_ref()
-                    .map(|n| n.families.clone())
-                    .unwrap_or_default();
+                let negotiated = self.negotiated_families();
                 if let Some(family) = rr.afi_safi.family().filter(|f| negotiated.contains(f)) {
                     let changes = self.rib.take_full(family);
                     self.send_changes(family, changes, &mut out);
@@ -454,15 +450,18 @@ impl Session {
         d.mul_f64(jitter)
     }
 
+    /// Families both sides advertised (none before OPEN was negotiated).
+    fn negotiated_families(&self) -> Vec<Family> {
+        self.negotiated
+            .as_ref()
+            .map(|n| n.families.clone())
+            .unwrap_or_default()
+    }
+
     fn set_routes(&mut self, routes: Routes, out: &mut Vec<Action>) {
         self.rib.set_desired(routes);
         if self.state == State::Established {
-            let families = self
-                .negotiated
-                .as_ref()
-                .map(|n| n.families.clone())
-                .unwrap_or_default();
-            for f in families {
+            for f in self.negotiated_families() {
                 if self.next_hop(f).is_some() {
                     let changes = self.rib.take_diff(f);
                     self.send_changes(f, changes, out);
@@ -473,12 +472,7 @@ impl Session {
 
     /// On Established: the whole table, then End-of-RIB, per negotiated family.
     fn send_initial_table(&mut self, out: &mut Vec<Action>) {
-        let families = self
-            .negotiated
-            .as_ref()
-            .map(|n| n.families.clone())
-            .unwrap_or_default();
-        for f in families {
+        for f in self.negotiated_families() {
             if self.next_hop(f).is_some() {
                 let changes = self.rib.take_full(f);
                 self.send_changes(f, changes, out);
