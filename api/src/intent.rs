@@ -8,7 +8,9 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Asn, Family, NextHops, PeerIntent, PeerKey, Prefix, ResetCause, RouterId};
+use crate::{
+    AsPathPrepend, Asn, Family, NextHops, PathAttributes, PeerIntent, PeerKey, Prefix, ResetCause, RouterId,
+};
 
 /// The Service IP types a policy can advertise (Antrea's `ipTypes`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -115,6 +117,11 @@ pub struct NodeIntent {
     pub prefixes: BTreeMap<Prefix, BTreeSet<Source>>,
     /// Names of the shared prefix sets this Node also announces.
     pub sets: BTreeSet<String>,
+    /// Path attributes of node-local prefixes, merged from their sources; prefixes absent
+    /// here carry none beyond the defaults. Every key is also a key of `prefixes`.
+    pub attributes: BTreeMap<Prefix, PathAttributes>,
+    /// Prepended on every announcement of this Node (its `bgpintent.io/as-path-prepend`).
+    pub as_path_prepend: Option<AsPathPrepend>,
 }
 
 impl NodeIntent {

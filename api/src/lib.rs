@@ -12,6 +12,7 @@
 //! and the rule.
 
 mod asn;
+mod attributes;
 mod duration;
 mod error;
 mod intent;
@@ -21,6 +22,7 @@ mod prefix;
 mod status;
 
 pub use asn::{Asn, InvalidAsn, InvalidRouterId, RouterId, fnv1a32};
+pub use attributes::{AsPathPrepend, Community, LargeCommunity, PathAttributes};
 pub use duration::parse_duration;
 pub use error::{FieldError, FieldErrors};
 pub use intent::{Confederation, NodeIntent, PolicyRef, ServiceIpType, Source};

@@ -493,6 +493,8 @@ pub fn parse_node_intent(node: &str, spec: &BGPNodeIntentSpec) -> Result<NodeInt
         peers,
         prefixes,
         sets: spec.sets.iter().cloned().collect(),
+        attributes: BTreeMap::new(),
+        as_path_prepend: None,
     })
 }
 

@@ -76,6 +76,8 @@ pub fn intent() -> NodeIntent {
         peers: BTreeMap::new(),
         prefixes: BTreeMap::new(),
         sets: BTreeSet::new(),
+        attributes: BTreeMap::new(),
+        as_path_prepend: None,
     }
 }
 

@@ -275,6 +275,8 @@ pub fn resolve(snapshot: &Snapshot) -> Resolution {
             peers,
             prefixes,
             sets: BTreeSet::new(),
+            attributes: BTreeMap::new(),
+            as_path_prepend: None,
         };
         res.nodes.insert(
             node.name.clone(),

@@ -212,6 +212,8 @@ fn sample_intent() -> NodeIntent {
         peers,
         prefixes,
         sets: ["p-0".to_string()].into(),
+        attributes: BTreeMap::new(),
+        as_path_prepend: None,
     }
 }
 
