@@ -38,6 +38,18 @@ pub fn binary() -> PathBuf {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let release = profile_dir.file_name().is_some_and(|n| n == "release");
         let mut cmd = Command::new(cargo);
+        // Variables `cargo test` sets for the test process would change build scripts'
+        // fingerprints (`rerun-if-env-changed`) and rebuild half the graph on every run.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            if key.starts_with("CARGO_PKG_")
+                || key.starts_with("CARGO_MANIFEST_")
+                || key.starts_with("CARGO_BIN_")
+                || ["CARGO_CRATE_NAME", "CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&&*key)
+            {
+                cmd.env_remove(&*key);
+            }
+        }
         cmd.args([
             "build",
             "-q",
