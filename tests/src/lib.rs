@@ -1,5 +1,6 @@
 //! Shared helpers of the cross-crate tests.
 
+pub mod apiserver;
 pub mod interop;
 pub mod lab;
 pub mod speaker;

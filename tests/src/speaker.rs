@@ -45,7 +45,13 @@ pub fn binary() -> PathBuf {
             if key.starts_with("CARGO_PKG_")
                 || key.starts_with("CARGO_MANIFEST_")
                 || key.starts_with("CARGO_BIN_")
-                || ["CARGO_CRATE_NAME", "CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&&*key)
+                || [
+                    "CARGO_CRATE_NAME",
+                    "CARGO_PRIMARY_PACKAGE",
+                    "CARGO_TARGET_TMPDIR",
+                    "OUT_DIR",
+                ]
+                .contains(&&*key)
             {
                 cmd.env_remove(&*key);
             }

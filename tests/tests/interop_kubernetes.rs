@@ -19,21 +19,18 @@ use std::{
 use bgpintent_api::{Family, PasswordRef};
 use bgpintent_crd::{BGPNodeIntentSpec, BGPNodeIntentStatus};
 use bgpintent_tests::{
+    apiserver::{API_VERSION, ApiServer, NAMESPACE},
     interop::{Routers, is_established, learned, peer_routers, set, took, wait_established, wait_learned},
     lab::{BIRD, Lab, ROUTER_PROGRAMS, SPEAKER, Topology, require},
     speaker::{self, Options, Speaker},
 };
-use fake_apiserver::FakeApiServer;
 use k8s_openapi::{ByteString, api::core::v1::Secret};
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot};
 
-const NAMESPACE: &str = "bgp-intent";
 const SECRET: &str = "bgp-passwords";
 const PASSWORD: &str = "lab-kube-md5";
 const POLICY: &str = "lab";
 const SET: &str = "lab-ipv4-1-0";
-const API_VERSION: &str = "bgpintent.io/v1alpha1";
 
 /// Node-local prefixes (in the intent) and shared ones (in the set).
 const LOCAL_V4: &[&str] = &["203.0.113.40/32"];
@@ -41,95 +38,6 @@ const LOCAL_V6: &[&str] = &["2001:db8:ffff::40/128"];
 const SET_V4: &[&str] = &["203.0.113.41/32", "203.0.113.42/32"];
 /// Added to the set while the API server is down: arrives after it is back.
 const LATE_V4: &str = "203.0.113.43/32";
-
-enum Command {
-    Put(Value, oneshot::Sender<Value>),
-    Get(&'static str, &'static str, String, oneshot::Sender<Option<Value>>),
-    Stop(oneshot::Sender<()>),
-    Restart(oneshot::Sender<()>),
-}
-
-/// The fake API server on its own thread inside the speaker's namespace (its listener must
-/// be there for the speaker to reach 127.0.0.1), driven by commands.
-struct ApiServer {
-    url: String,
-    commands: mpsc::UnboundedSender<Command>,
-}
-
-impl ApiServer {
-    fn start(lab: &Lab) -> Self {
-        let (commands, mut rx) = mpsc::unbounded_channel::<Command>();
-        let (url_tx, url_rx) = std::sync::mpsc::channel();
-        // Detached: the thread ends when the test drops `commands`.
-        drop(lab.ns(SPEAKER).spawn(move || async move {
-            let mut server = FakeApiServer::start().await;
-            url_tx.send(server.url()).expect("test waits for the url");
-            while let Some(command) = rx.recv().await {
-                match command {
-                    Command::Put(object, reply) => drop(reply.send(server.put(object))),
-                    Command::Get(kind, namespace, name, reply) => {
-                        drop(reply.send(server.get(api_version_of(kind), kind, namespace, &name)))
-                    }
-                    Command::Stop(reply) => {
-                        server.stop().await;
-                        let _ = reply.send(());
-                    }
-                    Command::Restart(reply) => {
-                        server.restart().await;
-                        let _ = reply.send(());
-                    }
-                }
-            }
-        }));
-        let url = url_rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("fake API server started");
-        Self { url, commands }
-    }
-
-    fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> T {
-        let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(make(tx))
-            .unwrap_or_else(|_| panic!("fake API server thread ended"));
-        rx.blocking_recv().expect("fake API server replies")
-    }
-
-    fn put(&self, object: Value) -> Value {
-        self.call(|tx| Command::Put(object, tx))
-    }
-
-    fn intent(&self) -> Value {
-        self.call(|tx| Command::Get("BGPNodeIntent", "", SPEAKER.to_owned(), tx))
-            .expect("the intent exists")
-    }
-
-    fn stop(&self) {
-        self.call(Command::Stop)
-    }
-
-    fn restart(&self) {
-        self.call(Command::Restart)
-    }
-
-    /// A kubeconfig for this server (plain HTTP, no credentials).
-    fn kubeconfig(&self, path: &std::path::Path) {
-        let config = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\n\
-             users:\n- name: speaker\n  user: {{}}\ncontexts:\n- name: fake\n  context:\n    \
-             cluster: fake\n    user: speaker\n    namespace: {NAMESPACE}\ncurrent-context: fake\n",
-            self.url
-        );
-        std::fs::write(path, config).expect("write kubeconfig");
-    }
-}
-
-fn api_version_of(kind: &str) -> &'static str {
-    match kind {
-        "Secret" => "v1",
-        _ => API_VERSION,
-    }
-}
 
 fn set_object(prefixes: &[&str]) -> Value {
     json!({
@@ -260,7 +168,10 @@ fn kubernetes_source_status_and_api_outage() {
     // The status written through the API server: every peer Established, the generation run.
     let deadline = Instant::now() + Duration::from_secs(15);
     let status = loop {
-        let status = status_of(&api.intent());
+        let status = status_of(
+            &api.get(API_VERSION, "BGPNodeIntent", SPEAKER)
+                .expect("the intent exists"),
+        );
         if let Some(s) = &status
             && s.observed_generation == Some(generation)
             && peers.iter().all(|p| is_established(s, *p))

@@ -50,7 +50,12 @@ impl BirdConfig {
     pub fn render(&self) -> String {
         let mut c = String::new();
         let _ = writeln!(c, "# Rendered by bgpintent-tests (lab/bird.rs).");
-        let _ = writeln!(c, "log stderr all;\nrouter id {};", self.router_id);
+        // Microsecond log timestamps: the announce benchmark times UPDATEs by them.
+        let _ = writeln!(
+            c,
+            "log stderr all;\ntimeformat log \"%F %T.%6f\";\nrouter id {};",
+            self.router_id
+        );
         let _ = writeln!(c, "# No kernel protocol: nothing learned here reaches a FIB.");
         let _ = writeln!(c, "protocol device {{ scan time 10; }}");
         for (name, family) in [("static4", Family::Ipv4), ("static6", Family::Ipv6)] {
