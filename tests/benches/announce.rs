@@ -9,7 +9,7 @@
 //!    polling (`birdc show protocols all`, back to back); VmHWM of both senders.
 //! 2. Intent change → UPDATE on the wire: the speaker in Kubernetes mode (fake API server
 //!    in its namespace), one prefix added to / removed from a BGPAdvertisementSet at a
-//!    time; latency from the write to the "Got UPDATE" line in BIRD's packet log (µs
+//!    time; latency from the write to BIRD's trace of the route change (µs
 //!    timestamps, same clock).
 //!
 //! Environment: `N` (default 100000, at most 131072), `RUNS` (default 3), `CHANGES`
@@ -300,9 +300,12 @@ fn latency(changes: usize) -> Vec<f64> {
         let deadline = Instant::now() + Duration::from_secs(10);
         let t1 = loop {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
+            // BIRD's route trace ("spk4.ipv4 > added|removed ... 203.0.113.2/32"), logged as
+            // it processes the UPDATE. ("Got UPDATE" lines are identical, and BIRD folds
+            // repeated log lines into "...".)
             if let Some(line) = text[seen.min(text.len())..]
                 .lines()
-                .find(|l| l.contains("spk4: Got UPDATE"))
+                .find(|l| l.contains("203.0.113.2/32") && (l.contains("added") || l.contains("removed")))
             {
                 break bird_log_time(line).expect("BIRD log time");
             }

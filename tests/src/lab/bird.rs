@@ -29,8 +29,9 @@ pub struct BirdConfig {
     pub neighbors: Vec<Neighbor>,
     /// Static (blackhole) routes with BGP attributes, exported to neighbours with `export`.
     pub announcements: Vec<Announcement>,
-    /// Log every BGP message and state change of the sessions (`debug { states, events,
-    /// packets }`): shows "Got END-OF-RIB" and the like. Off for bulk routes.
+    /// Log every BGP message, route change and state change of the sessions (`debug {
+    /// states, events, packets, routes }`): shows "Got END-OF-RIB" and the like. Off for
+    /// bulk routes.
     pub debug: bool,
 }
 
@@ -95,7 +96,7 @@ impl BirdConfig {
              graceful restart on;{}\n}}",
             self.asn,
             if self.debug {
-                "\n  debug { states, events, packets };"
+                "\n  debug { states, events, packets, routes };"
             } else {
                 ""
             }
