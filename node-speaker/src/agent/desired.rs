@@ -2,12 +2,10 @@
 //! passwords its peers reference. Built by a source (Kubernetes or files); the agent diffs
 //! one `Desired` against the next.
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    sync::Arc,
-};
+use std::{collections::BTreeMap, sync::Arc};
 
-use bgpintent_api::{NodeIntent, PasswordRef, Prefix, Source};
+use bgpintent_api::{NodeIntent, PasswordRef};
+use bgpintent_crd::convert::PrefixTable;
 
 use crate::session::{Announce, Routes};
 
@@ -27,8 +25,9 @@ pub struct Desired {
     pub intent: NodeIntent,
     /// `metadata.generation` of the BGPNodeIntent (reported back as `observedGeneration`).
     pub generation: Option<i64>,
-    /// Prefixes of the sets the intent names (those found; a missing set is reported).
-    pub set_prefixes: BTreeMap<String, BTreeMap<Prefix, BTreeSet<Source>>>,
+    /// Prefixes (with their attributes) of the sets the intent names, by set name (those
+    /// found; a missing set is reported).
+    pub set_prefixes: BTreeMap<String, PrefixTable>,
     /// Passwords by reference; a reference whose value could not be read is absent.
     pub passwords: BTreeMap<PasswordRef, Password>,
 }
@@ -40,7 +39,7 @@ impl Desired {
         self.intent
             .prefixes
             .keys()
-            .chain(self.set_prefixes.values().flat_map(|s| s.keys()))
+            .chain(self.set_prefixes.values().flat_map(|s| s.prefixes.keys()))
             .map(|p| (*p, announce.clone()))
             .collect()
     }
