@@ -253,9 +253,10 @@ async fn a_service_attribute_change_rewrites_its_shards_and_a_bad_annotation_get
         "{paths:?}"
     );
     let set: Value = serde_json::from_slice(&writes[0].body).unwrap();
+    // With the policy's community (the sample's `default` sets 64512:100).
     assert!(
         set.to_string()
-            .contains(r#""communities":["64512:80","no-export"]"#),
+            .contains(r#""communities":["64512:80","64512:100","no-export"]"#),
         "{set}"
     );
 
