@@ -106,7 +106,7 @@ pub fn explain(snapshot: &Snapshot, res: &Resolution, node: &str, prefix: Prefix
         }
         if let Some(p) = intent.as_path_prepend {
             lines.push(format!(
-                "AS path prepended with {} {} time(s), as every announcement of this Node.",
+                "AS path prepended with {} ×{}, as on every announcement of this Node.",
                 p.asn, p.repeat
             ));
         }

@@ -480,6 +480,17 @@ fn explain_shows_what_a_prefix_is_sent_with_and_why() {
         why.contains("  from BGPPolicy p spec.pathAttributes: communities 64512:100; MED 50\n"),
         "{why}"
     );
+    // A prepend (set by the Node-annotation rules) is shown too.
+    let mut prepended = res.clone();
+    prepended.nodes.get_mut("n2").unwrap().intent.as_path_prepend = Some(bgpintent_api::AsPathPrepend {
+        asn: bgpintent_api::Asn::try_from(64512).unwrap(),
+        repeat: 3,
+    });
+    let why = explain::explain(&s, &prepended, "n2", p("10.96.0.10")).to_string();
+    assert!(
+        why.contains("AS path prepended with 64512 ×3, as on every announcement of this Node.\n"),
+        "{why}"
+    );
     let plain = Snapshot {
         policies: vec![all_types().pod().build()],
         ..s.clone()
