@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use bgpintent_crd::{
     BGPPolicy, BGPPolicySpec,
+    common::PathAttributesSpec,
     policy::{
         Advertisements, BGPPeer, EgressAdvertisement, PodAdvertisement, ServiceAdvertisement, ServiceIpType,
     },
@@ -112,6 +113,7 @@ pub fn policy(name: &str) -> PolicyBuilder {
             confederation: None,
             advertisements: Advertisements::default(),
             bgp_peers: vec![],
+            path_attributes: None,
         },
     );
     p.metadata = meta(name);
@@ -178,6 +180,29 @@ impl PolicyBuilder {
         self.0.spec.bgp_peers.push(BGPPeer::new(address, asn));
         self
     }
+    fn path_attributes(&mut self) -> &mut PathAttributesSpec {
+        self.0.spec.path_attributes.get_or_insert_default()
+    }
+    /// `pathAttributes.communities`.
+    pub fn communities(mut self, communities: &[&str]) -> Self {
+        self.path_attributes().communities = communities.iter().map(|c| c.to_string()).collect();
+        self
+    }
+    /// `pathAttributes.largeCommunities`.
+    pub fn large_communities(mut self, communities: &[&str]) -> Self {
+        self.path_attributes().large_communities = communities.iter().map(|c| c.to_string()).collect();
+        self
+    }
+    /// `pathAttributes.localPref`.
+    pub fn local_pref(mut self, value: i64) -> Self {
+        self.path_attributes().local_pref = Some(value);
+        self
+    }
+    /// `pathAttributes.med`.
+    pub fn med(mut self, value: i64) -> Self {
+        self.path_attributes().med = Some(value);
+        self
+    }
     pub fn build(self) -> BGPPolicy {
         self.0
     }
@@ -203,6 +228,14 @@ pub fn service(namespace: &str, name: &str) -> ServiceBuilder {
 impl ServiceBuilder {
     fn spec(&mut self) -> &mut ServiceSpec {
         self.0.spec.get_or_insert_default()
+    }
+    pub fn annotation(mut self, k: &str, v: &str) -> Self {
+        self.0
+            .metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(k.into(), v.into());
+        self
     }
     /// `spec.clusterIPs` (and `spec.clusterIP` = the first).
     pub fn cluster_ips(mut self, ips: &[&str]) -> Self {

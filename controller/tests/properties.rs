@@ -1,6 +1,7 @@
 //! Properties of the engine over random small clusters: order independence, idempotence,
 //! every prefix has a source, no intent for an unselected Node, no password byte anywhere,
-//! the incremental path equals a full recompute, and intent + sets equals the logical list.
+//! the incremental path equals a full recompute, and intent + sets equals the logical list
+//! (prefixes and their path attributes, which every group holding a prefix agrees on).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -33,6 +34,8 @@ struct PolicyGen {
     egress: bool,
     invalid: bool,
     peers: u8,
+    /// `pathAttributes`: communities and a MED.
+    attrs: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -45,7 +48,22 @@ struct ServiceGen {
     headless: bool,
     /// (node index, condition index, family v6)
     endpoints: Vec<(usize, u8, bool)>,
+    /// Which `bgpintent.io/*` annotations (see `ANNOTATIONS`).
+    annotations: u8,
 }
+
+/// Annotation sets a generated Service may carry; the last one is invalid.
+const ANNOTATIONS: [&[(&str, &str)]; 5] = [
+    &[],
+    &[("bgpintent.io/communities", "64512:1, no-export")],
+    &[("bgpintent.io/med", "10"), ("bgpintent.io/local-pref", "300")],
+    &[
+        ("bgpintent.io/communities", "64512:2"),
+        ("bgpintent.io/large-communities", "64512:0:2"),
+        ("bgpintent.io/med", "20"),
+    ],
+    &[("bgpintent.io/communities", "64512:3"), ("bgpintent.io/med", "x")],
+];
 
 fn node_gen() -> impl Strategy<Value = NodeGen> {
     (any::<bool>(), 0u8..3, any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
@@ -68,9 +86,10 @@ fn policy_gen() -> impl Strategy<Value = PolicyGen> {
         any::<bool>(),
         prop::bool::weighted(0.2),
         0u8..3,
+        any::<bool>(),
     )
         .prop_map(
-            |(created, by_zone, types, pod, egress, invalid, peers)| PolicyGen {
+            |(created, by_zone, types, pod, egress, invalid, peers, attrs)| PolicyGen {
                 created,
                 by_zone,
                 types,
@@ -78,6 +97,7 @@ fn policy_gen() -> impl Strategy<Value = PolicyGen> {
                 egress,
                 invalid,
                 peers,
+                attrs,
             },
         )
 }
@@ -91,9 +111,10 @@ fn service_gen() -> impl Strategy<Value = ServiceGen> {
         any::<bool>(),
         prop::bool::weighted(0.1),
         prop::collection::vec((0usize..6, 0u8..5, any::<bool>()), 0..4),
+        0u8..ANNOTATIONS.len() as u8,
     )
         .prop_map(
-            |(dual, ext, lb, itp_local, etp_local, headless, endpoints)| ServiceGen {
+            |(dual, ext, lb, itp_local, etp_local, headless, endpoints, annotations)| ServiceGen {
                 dual,
                 ext,
                 lb,
@@ -101,6 +122,7 @@ fn service_gen() -> impl Strategy<Value = ServiceGen> {
                 etp_local,
                 headless,
                 endpoints,
+                annotations,
             },
         )
 }
@@ -147,6 +169,9 @@ fn build_service(
     }
     if g.etp_local {
         b = b.etp_local();
+    }
+    for (k, v) in ANNOTATIONS[g.annotations as usize] {
+        b = b.annotation(k, v);
     }
     let mut v4s = slice("ns", &name, &format!("{name}-v4"), "IPv4");
     let mut v6s = slice("ns", &name, &format!("{name}-v6"), "IPv6");
@@ -210,6 +235,9 @@ fn build(
         }
         if g.invalid {
             b = b.asn(23456);
+        }
+        if g.attrs {
+            b = b.communities(&["64512:100", "64512:1"]).med(50);
         }
         for p in 0..g.peers {
             b = if p == 0 {
@@ -343,14 +371,16 @@ proptest! {
         let res = resolve(&s);
         let m = materialize(&res, &Layout::default());
         for (node, obj) in &m.intents {
-            let mut got = parse_prefix_groups("spec.prefixes", &obj.spec.prefixes).unwrap();
+            // Every group the speaker reads, parsed as one list: the parser refuses a prefix
+            // whose groups disagree on its attributes.
+            let mut groups = obj.spec.prefixes.clone();
             for set in &obj.spec.sets {
-                let set = &m.sets[set];
-                for (p, src) in parse_prefix_groups("spec.prefixes", &set.spec.prefixes).unwrap() {
-                    got.entry(p).or_default().extend(src);
-                }
+                groups.extend(m.sets[set].spec.prefixes.iter().cloned());
             }
-            prop_assert_eq!(&got, &res.logical_intent(node).unwrap().prefixes, "{}", node);
+            let got = parse_prefix_groups("spec.prefixes", &groups).unwrap();
+            let logical = res.logical_intent(node).unwrap();
+            prop_assert_eq!(&got.prefixes, &logical.prefixes, "{}", node);
+            prop_assert_eq!(&got.attributes, &logical.attributes, "{}", node);
         }
     }
 
@@ -387,10 +417,11 @@ proptest! {
         let expected = materialize(&full, &mat.layout);
         prop_assert_eq!(&mat, &expected);
         if !touched.relayout {
-            // O(1) objects: at most one shard per (policy, family) set, plus the Nodes whose
-            // Local routes changed.
+            // O(1) objects: at most one shard per (policy, family) set for the Service and
+            // for each Service sharing an IP with it, plus the Nodes whose Local routes or
+            // attributes changed.
             let policies: BTreeSet<&String> = full.policies.keys().collect();
-            prop_assert!(touched.sets.len() <= policies.len() * 2);
+            prop_assert!(touched.sets.len() <= policies.len() * 2 * (1 + change.shared_others.len()));
             prop_assert!(touched.intents.iter().all(|n| change.nodes.contains(n)));
         }
     }

@@ -231,6 +231,81 @@ async fn one_service_change_rewrites_only_its_set() {
 }
 
 #[tokio::test]
+async fn a_service_attribute_change_rewrites_its_shards_and_a_bad_annotation_gets_an_event() {
+    let server = cluster().await;
+    let controller = replica(&server, "a");
+    settle(&server).await;
+    server.clear_writes();
+    // shop/web: a dual-stack ClusterIP with the Cluster policy, so in one shard per family.
+    let mut svc = server.get("v1", "Service", "shop", "web").unwrap();
+    svc["metadata"]["annotations"] = json!({"bgpintent.io/communities": "64512:80, no-export"});
+    server.put(svc.clone());
+    settle(&server).await;
+    let writes: Vec<WriteRecord> = server
+        .writes()
+        .into_iter()
+        .filter(|w| w.persisted && !w.path.contains("/leases") && !w.path.contains("/events"))
+        .collect();
+    let paths: Vec<&str> = writes.iter().map(|w| w.path.as_str()).collect();
+    assert_eq!(writes.len(), 2, "{paths:?}");
+    assert!(
+        paths.iter().all(|p| p.contains("/bgpadvertisementsets/default-")),
+        "{paths:?}"
+    );
+    let set: Value = serde_json::from_slice(&writes[0].body).unwrap();
+    // With the policy's community (the sample's `default` sets 64512:100).
+    assert!(
+        set.to_string()
+            .contains(r#""communities":["64512:80","64512:100","no-export"]"#),
+        "{set}"
+    );
+
+    // An invalid annotation: the Service's attributes go, a Warning Event says why.
+    server.clear_writes();
+    svc["metadata"]["annotations"] =
+        json!({"bgpintent.io/communities": "64512:80", "bgpintent.io/med": "low"});
+    server.put(svc);
+    let events = || {
+        server
+            .list("events.k8s.io/v1", "Event")
+            .into_iter()
+            .filter(|e| e["reason"] == "InvalidAnnotation")
+            .collect::<Vec<_>>()
+    };
+    wait_until("an InvalidAnnotation Event", || !events().is_empty()).await;
+    settle(&server).await;
+    let events = events();
+    assert_eq!(events.len(), 1, "once per distinct problem: {events:?}");
+    let e = &events[0];
+    assert_eq!(e["type"], "Warning");
+    assert_eq!(
+        (
+            &e["regarding"]["kind"],
+            &e["regarding"]["namespace"],
+            &e["regarding"]["name"]
+        ),
+        (&json!("Service"), &json!("shop"), &json!("web"))
+    );
+    let uid = server.get("v1", "Service", "shop", "web").unwrap()["metadata"]["uid"].clone();
+    assert!(uid.is_string());
+    assert_eq!(
+        e["regarding"]["uid"], uid,
+        "so `kubectl describe service` finds it"
+    );
+    assert!(
+        e["note"].as_str().unwrap().starts_with(
+            "metadata.annotations[bgpintent.io/med]: must be an integer between 0 and 4294967295 (got \"low\")"
+        ),
+        "{e}"
+    );
+    let sets = writes_to(&server, "/bgpadvertisementsets/");
+    assert_eq!(sets.len(), 2, "the communities are gone again");
+    assert!(!String::from_utf8_lossy(&sets[0].body).contains("64512:80"));
+    assert!(writes_to(&server, "/bgpnodeintents/").is_empty());
+    controller.stop().await;
+}
+
+#[tokio::test]
 async fn a_node_that_leaves_the_policy_loses_its_intent_and_a_deleted_node_stays_gone() {
     let server = cluster().await;
     let controller = replica(&server, "a");

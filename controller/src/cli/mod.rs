@@ -267,6 +267,39 @@ mod tests {
         assert!(out.contains("revision:"));
     }
 
+    /// The sample's policy `default` has pathAttributes and Service shop/ingress annotations:
+    /// render shows the merged attributes in the intents, explain says where they come from.
+    #[test]
+    fn the_sample_shows_path_attributes() {
+        let (r, out, _) = run_args(&["render"]);
+        r.unwrap();
+        let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&out).unwrap();
+        let worker2 = docs
+            .iter()
+            .find(|d| d["kind"] == "BGPNodeIntent" && d["metadata"]["name"] == "worker-2")
+            .unwrap();
+        let ingress = worker2["spec"]["prefixes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["source"]["name"] == "ingress" && g["source"]["ipType"] == "LoadBalancerIP")
+            .unwrap();
+        assert_eq!(
+            ingress["attributes"],
+            serde_json::json!({"communities": ["64512:100", "64512:443", "no-export"], "med": 10})
+        );
+        let (r, out, _) = run_args(&["explain", "--node", "worker-2", "--prefix", "203.0.113.10"]);
+        r.unwrap();
+        assert!(
+            out.contains("Sent with communities 64512:100, 64512:443, no-export; MED 10.\n")
+                && out.contains("  from Service shop/ingress: communities 64512:443, no-export; MED 10\n")
+                && out.contains(
+                    "  from BGPPolicy default spec.pathAttributes: communities 64512:100; MED 50\n"
+                ),
+            "{out}"
+        );
+    }
+
     #[test]
     fn explain_and_errors() {
         let (r, out, _) = run_args(&["explain", "--node", "worker-1", "--prefix", "10.96.20.20"]);

@@ -10,7 +10,9 @@ use std::fmt;
 use bgpintent_api::{Family, Prefix, Source};
 use k8s_openapi::api::discovery::v1::Endpoint;
 
-use super::{Resolution, Scope, ServiceKey, Snapshot, nodes::NodeFacts, services::slices_by_service};
+use super::{
+    Resolution, Scope, ServiceKey, Snapshot, attributes, nodes::NodeFacts, services::slices_by_service,
+};
 
 /// The verdict and the reasoning, one step per line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +98,17 @@ pub fn explain(snapshot: &Snapshot, res: &Resolution, node: &str, prefix: Prefix
     if let Some(sources) = intent.prefixes.get(&prefix) {
         for source in sources {
             lines.push(format!("Source: {source}{}", scope_note(res, source)));
+        }
+        let attrs = intent.attributes.get(&prefix).cloned().unwrap_or_default();
+        lines.push(format!("Sent with {}.", attributes::describe(&attrs)));
+        for from in attributes::attribute_sources(res, policy_name, prefix) {
+            lines.push(format!("  from {from}"));
+        }
+        if let Some(p) = intent.as_path_prepend {
+            lines.push(format!(
+                "AS path prepended with {} ×{}, as on every announcement of this Node.",
+                p.asn, p.repeat
+            ));
         }
         return verdict(true, lines);
     }

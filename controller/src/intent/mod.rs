@@ -18,6 +18,7 @@
 //! [`Resolution::logical_intent`] expands them into the full per-Node list for tests,
 //! `render` and `explain`.
 
+mod attributes;
 mod egress;
 pub mod explain;
 mod nodes;
@@ -39,6 +40,10 @@ use k8s_openapi::api::{
     discovery::v1::EndpointSlice,
 };
 
+pub use attributes::{
+    COMMUNITIES_ANNOTATION, LARGE_COMMUNITIES_ANNOTATION, LOCAL_PREF_ANNOTATION, MED_ANNOTATION, describe,
+    service_attributes,
+};
 pub use egress::{EGRESS_API_VERSION, Egress, EgressStatus};
 pub use nodes::ROUTER_ID_ANNOTATION;
 pub use passwords::PasswordBook;
@@ -113,6 +118,10 @@ pub struct Resolution {
     pub policies: BTreeMap<String, PolicyReport>,
     /// Every Service's routes (policy-independent), by namespace/name.
     pub services: BTreeMap<ServiceKey, ServiceRoutes>,
+    /// Service IP → the Services that have it: whose attributes it carries.
+    pub service_ips: BTreeMap<Prefix, BTreeSet<ServiceKey>>,
+    /// PodCIDRs and Egress IPs → the Nodes announcing them (see the `attributes` module).
+    pub other_local: BTreeMap<Prefix, BTreeSet<String>>,
     /// Problems with individual objects (bad IPs, malformed Secret keys), sorted.
     pub problems: Vec<Problem>,
 }
@@ -125,6 +134,9 @@ pub struct ServiceChange {
     pub nodes: BTreeSet<String>,
     /// Families whose Cluster-scope (shared) routes of this Service changed.
     pub shared_families: BTreeSet<Family>,
+    /// Other Services whose shared groups hold an IP of this one whose attributes may have
+    /// changed (Services sharing an IP), with the families concerned.
+    pub shared_others: BTreeMap<ServiceKey, BTreeSet<Family>>,
 }
 
 /// Resolves a snapshot. Pure and deterministic: the result does not depend on the order of
@@ -183,6 +195,7 @@ pub fn resolve(snapshot: &Snapshot) -> Resolution {
             report.effective = owned.collect();
             let settings = policy.settings.as_ref().expect("valid");
             report.service_ip_types = settings.advertisements.service_ip_types.clone();
+            report.path_attributes = settings.path_attributes.clone();
             report.unauthenticated_peers = settings
                 .peers
                 .keys()
@@ -260,6 +273,13 @@ pub fn resolve(snapshot: &Snapshot) -> Resolution {
                 add(*ip, Source::Egress { name: name.clone() }, &mut notes);
             }
         }
+        // PodCIDRs and Egress IPs carry the policy's attributes; Service IPs get theirs as
+        // the Services are added below.
+        let attributes = prefixes
+            .keys()
+            .filter(|_| !settings.path_attributes.is_empty())
+            .map(|p| (*p, settings.path_attributes.clone()))
+            .collect();
         let intent = NodeIntent {
             node: node.name.clone(),
             policy: PolicyRef {
@@ -275,7 +295,7 @@ pub fn resolve(snapshot: &Snapshot) -> Resolution {
             peers,
             prefixes,
             sets: BTreeSet::new(),
-            attributes: BTreeMap::new(),
+            attributes,
             as_path_prepend: None,
         };
         res.nodes.insert(
@@ -291,6 +311,7 @@ pub fn resolve(snapshot: &Snapshot) -> Resolution {
         );
     }
 
+    res.other_local = attributes::other_local_index(res.nodes.iter().map(|(n, nr)| (n, &nr.intent.prefixes)));
     let slices = slices_by_service(&snapshot.endpoint_slices);
     for service in &snapshot.services {
         let key = ServiceKey::of(service);
@@ -298,6 +319,7 @@ pub fn resolve(snapshot: &Snapshot) -> Resolution {
         let routes = service_routes(service, service_slices, &mut problems);
         res.set_service(key, Some(routes));
     }
+    problems.extend(res.attribute_problems());
     problems.sort();
     problems.dedup();
     res.problems = problems;
@@ -358,8 +380,9 @@ impl Resolution {
         }
         if let Some(new) = routes {
             self.apply_local(&key, &new, true, &mut change.nodes);
-            self.services.insert(key, new);
+            self.services.insert(key.clone(), new);
         }
+        self.service_attributes_changed(&key, old.as_ref(), &mut change);
         change
     }
 
@@ -438,13 +461,18 @@ impl Resolution {
     }
 
     /// The full list of prefixes a Node announces: its node-specific ones plus its policy's
-    /// shared ones of the families it has a next hop for. `sets` is left empty.
+    /// shared ones of the families it has a next hop for, with their attributes. `sets` is
+    /// left empty.
     pub fn logical_intent(&self, node: &str) -> Option<NodeIntent> {
         let nr = self.nodes.get(node)?;
         let mut intent = nr.intent.clone();
         for family in intent.next_hops.families().collect::<Vec<_>>() {
             for (prefix, sources) in self.shared_prefixes(&intent.policy.name, Some(family)) {
                 intent.prefixes.entry(prefix).or_default().extend(sources);
+                let (attrs, _) = self.prefix_attributes(&intent.policy.name, prefix);
+                if !attrs.is_empty() {
+                    intent.attributes.insert(prefix, attrs);
+                }
             }
         }
         Some(intent)

@@ -9,7 +9,7 @@ use std::{
     fmt,
 };
 
-use bgpintent_api::{Asn, FieldError, PeerKey, RouterId, ServiceIpType};
+use bgpintent_api::{Asn, FieldError, PathAttributes, PeerKey, RouterId, ServiceIpType};
 use serde::Serialize;
 
 /// A problem with one object that does not fail a policy (a bad Service IP, a malformed
@@ -71,6 +71,8 @@ pub struct PolicyReport {
     pub unauthenticated_peers: Vec<PeerKey>,
     /// Service IP types this policy announces (empty when not accepted).
     pub service_ip_types: BTreeSet<ServiceIpType>,
+    /// `spec.pathAttributes`, parsed (empty when not accepted).
+    pub path_attributes: PathAttributes,
 }
 
 /// Two or more Nodes of one ASN with the same BGP identifier.

@@ -154,8 +154,7 @@ pub fn materialize(res: &Resolution, previous: &Layout) -> Materialized {
         }
     }
     for (policy, family) in keys {
-        let types = &res.policies[&policy].service_ip_types;
-        let sizes = shards::sizes(res, types, family);
+        let sizes = shards::sizes(res, &policy, family);
         let count = shards::choose_count(&sizes, previous.shards.get(&(policy.clone(), family)).copied());
         out.layout.shards.insert((policy.clone(), family), count);
         for index in 0..count {
@@ -173,12 +172,11 @@ pub fn materialize(res: &Resolution, previous: &Layout) -> Materialized {
 }
 
 fn build_set(res: &Resolution, policy: &str, family: Family, index: u32, count: u32) -> SetObject {
-    let types = &res.policies[policy].service_ip_types;
     let prefixes: Vec<PrefixGroup> = res
         .services
         .iter()
         .filter(|(_, r)| r.shard_hash % count == index)
-        .flat_map(|(key, routes)| shards::service_groups(key, routes, types, family))
+        .flat_map(|(key, routes)| shards::service_groups(res, policy, key, routes, family))
         .collect();
     let mut set = SetObject {
         owner: policy_owner(res, policy),
@@ -237,6 +235,7 @@ fn split_groups(groups: Vec<PrefixGroup>) -> Vec<PrefixGroup> {
                 .map(|c| PrefixGroup {
                     source: g.source.clone(),
                     prefixes: c.to_vec(),
+                    attributes: g.attributes.clone(),
                 })
                 .collect::<Vec<_>>()
         })
@@ -295,20 +294,34 @@ pub struct Touched {
 impl Materialized {
     /// Updates the objects one Service change affects (`change` from
     /// [`Resolution::set_service`] on `res`): its shard in each set of the changed families
-    /// and the intents of the Nodes whose Local routes changed. Equal to a full
-    /// [`materialize`] with the same layout (a property test checks it).
+    /// (and the shards of Services sharing an IP with it, when that IP's attributes may have
+    /// changed) and the intents of the Nodes whose Local routes or attributes changed. Equal
+    /// to a full [`materialize`] with the same layout (a property test checks it).
     pub fn apply_service_change(&mut self, res: &Resolution, change: &ServiceChange) -> Touched {
         let mut touched = Touched::default();
-        let hash = change.service.shard_hash();
-        let keys: Vec<((String, Family), u32)> = self
+        // (shard hash, family) of every Service whose shared groups changed.
+        let mut changed: BTreeSet<(u32, Family)> = change
+            .shared_families
+            .iter()
+            .map(|f| (change.service.shard_hash(), *f))
+            .collect();
+        for (other, families) in &change.shared_others {
+            changed.extend(families.iter().map(|f| (other.shard_hash(), *f)));
+        }
+        let keys: Vec<((String, Family), u32, u32)> = self
             .layout
             .shards
             .iter()
-            .filter(|((_, f), _)| change.shared_families.contains(f))
-            .map(|(k, v)| (k.clone(), *v))
+            .flat_map(|((policy, f), count)| {
+                changed
+                    .iter()
+                    .filter(move |(_, sf)| sf == f)
+                    .map(move |(hash, _)| ((policy.clone(), *f), *count, hash % count))
+            })
+            .collect::<BTreeSet<_>>()
+            .into_iter()
             .collect();
-        for ((policy, family), count) in keys {
-            let index = hash % count;
+        for ((policy, family), count, index) in keys {
             let name = shards::set_name(&policy, family, count, index);
             let set = build_set(res, &policy, family, index, count);
             if shards::groups_bytes(&set.spec.prefixes) > shards::SOFT_MAX_SET_BYTES

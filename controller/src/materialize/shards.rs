@@ -10,8 +10,12 @@
 
 use std::collections::BTreeMap;
 
-use bgpintent_api::{Family, Prefix, ServiceIpType};
-use bgpintent_crd::{MAX_PREFIXES_PER_GROUP, common::PrefixGroup, convert::source_ref};
+use bgpintent_api::{Family, PathAttributes, Prefix, ServiceIpType};
+use bgpintent_crd::{
+    MAX_PREFIXES_PER_GROUP,
+    common::PrefixGroup,
+    convert::{path_attributes_spec, source_ref},
+};
 
 use crate::intent::{Resolution, Scope, ServiceKey, ServiceRoutes};
 
@@ -25,22 +29,33 @@ pub const MIN_AVG_SET_BYTES: usize = 2 * 1024;
 /// Upper bound on shards per policy and family (every intent lists their names).
 pub const MAX_SHARDS: u32 = 1024;
 
-/// The groups one Service contributes to the shared set of a policy (IP types `types`) and
-/// family: one group per IP type, prefixes sorted, split at the CRD's per-group bound.
+/// The groups one Service contributes to the shared set of a policy and family: one group
+/// per (IP type, attributes), prefixes sorted, split at the CRD's per-group bound. A
+/// prefix's attributes are merged over every Service that has it (see `intent::attributes`),
+/// so they are the same in every shard that holds it.
 pub(crate) fn service_groups(
+    res: &Resolution,
+    policy: &str,
     key: &ServiceKey,
     routes: &ServiceRoutes,
-    types: &std::collections::BTreeSet<ServiceIpType>,
     family: Family,
 ) -> Vec<PrefixGroup> {
-    let mut by_type: BTreeMap<ServiceIpType, Vec<Prefix>> = BTreeMap::new();
+    let Some(report) = res.policies.get(policy) else {
+        return Vec::new();
+    };
+    let mut by_type: BTreeMap<(ServiceIpType, PathAttributes), Vec<Prefix>> = BTreeMap::new();
     for r in &routes.routes {
-        if r.scope == Scope::Cluster && types.contains(&r.ip_type) && r.prefix.family() == family {
-            by_type.entry(r.ip_type).or_default().push(r.prefix);
+        if r.scope == Scope::Cluster
+            && report.service_ip_types.contains(&r.ip_type)
+            && r.prefix.family() == family
+        {
+            let (attrs, _) = res.prefix_attributes(policy, r.prefix);
+            by_type.entry((r.ip_type, attrs)).or_default().push(r.prefix);
         }
     }
     let mut out = Vec::new();
-    for (ip_type, prefixes) in by_type {
+    for ((ip_type, attrs), prefixes) in by_type {
+        let attributes = (!attrs.is_empty()).then(|| path_attributes_spec(&attrs));
         let source = source_ref(&bgpintent_api::Source::Service {
             namespace: key.namespace.clone(),
             name: key.name.clone(),
@@ -50,6 +65,7 @@ pub(crate) fn service_groups(
             out.push(PrefixGroup {
                 source: source.clone(),
                 prefixes: chunk.iter().map(Prefix::to_string).collect(),
+                attributes: attributes.clone(),
             });
         }
     }
@@ -65,15 +81,11 @@ pub(crate) fn groups_bytes(groups: &[PrefixGroup]) -> usize {
 }
 
 /// Per-Service (hash, bytes) of the shared content of one policy and family.
-pub(crate) fn sizes(
-    res: &Resolution,
-    types: &std::collections::BTreeSet<ServiceIpType>,
-    family: Family,
-) -> Vec<(u32, usize)> {
+pub(crate) fn sizes(res: &Resolution, policy: &str, family: Family) -> Vec<(u32, usize)> {
     res.services
         .iter()
         .filter_map(|(key, routes)| {
-            let bytes = groups_bytes(&service_groups(key, routes, types, family));
+            let bytes = groups_bytes(&service_groups(res, policy, key, routes, family));
             (bytes > 0).then_some((routes.shard_hash, bytes))
         })
         .collect()

@@ -257,7 +257,7 @@ impl Reconciler {
             }
         }
         self.writer.policy_statuses(&res, &self.stores, &mut report).await;
-        self.writer.events(&res).await;
+        self.writer.events(&res, &self.stores).await;
 
         self.metrics.intents.clear();
         for intent in mat.intents.values() {

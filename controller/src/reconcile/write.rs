@@ -4,11 +4,17 @@ use std::{collections::BTreeSet, sync::Mutex};
 
 use bgpintent_api::RouterId;
 use bgpintent_crd::{BGPPolicy, BGPPolicyStatus};
-use k8s_openapi::{api::core::v1::Node, apimachinery::pkg::apis::meta::v1::Time};
+use k8s_openapi::{
+    api::core::v1::{Node, ObjectReference},
+    apimachinery::pkg::apis::meta::v1::Time,
+};
 use kube::{
     Api, Client, Resource, ResourceExt,
     api::{DeleteParams, Patch, PatchParams},
-    runtime::events::{Event, EventType, Recorder, Reporter},
+    runtime::{
+        events::{Event, EventType, Recorder, Reporter},
+        reflector::ObjectRef,
+    },
 };
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
@@ -16,7 +22,7 @@ use tokio::sync::watch;
 
 use super::{PassReport, Stores};
 use crate::{
-    intent::{ROUTER_ID_ANNOTATION, Resolution},
+    intent::{ROUTER_ID_ANNOTATION, Resolution, ServiceKey},
     metrics::{KindLabel, Metrics},
     status::policy_status,
 };
@@ -196,23 +202,54 @@ impl Writer {
         .map(|_| ())
     }
 
-    /// Publishes an Event for every policy problem that is new since the last pass.
-    pub async fn events(&self, res: &Resolution) {
+    /// Publishes an Event for every policy and Service problem that is new since the last
+    /// pass (once per distinct problem while it lasts).
+    pub async fn events(&self, res: &Resolution, stores: &Stores) {
         if !self.leading() {
             return;
         }
-        let mut active = BTreeSet::new();
-        let mut to_publish = Vec::new();
+        let mut candidates: Vec<(ObjectReference, EventType, &'static str, String)> = Vec::new();
         for (name, p) in &res.policies {
+            let reference = ObjectReference {
+                api_version: Some(BGPPolicy::api_version(&()).into_owned()),
+                kind: Some(BGPPolicy::kind(&()).into_owned()),
+                name: Some(name.clone()),
+                uid: Some(p.uid.clone()),
+                ..Default::default()
+            };
             for (type_, reason, note) in policy_events(p) {
-                let key = (p.uid.clone(), reason.to_owned(), note.clone());
-                if !self.emitted.lock().expect("lock").contains(&key) {
-                    to_publish.push((name.clone(), p.uid.clone(), type_, reason, note));
-                }
-                active.insert(key);
+                candidates.push((reference.clone(), type_, reason, note));
             }
         }
-        for (name, uid, type_, reason, note) in to_publish {
+        for (key, type_, reason, note) in service_events(res) {
+            let uid = stores
+                .services
+                .get(&ObjectRef::new(&key.name).within(&key.namespace))
+                .and_then(|s| s.metadata.uid.clone());
+            let reference = ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Service".into()),
+                namespace: Some(key.namespace.clone()),
+                name: Some(key.name.clone()),
+                uid,
+                ..Default::default()
+            };
+            candidates.push((reference, type_, reason, note));
+        }
+        let mut active = BTreeSet::new();
+        let mut to_publish = Vec::new();
+        for (reference, type_, reason, note) in candidates {
+            let id = reference
+                .uid
+                .clone()
+                .unwrap_or_else(|| format!("{:?}/{:?}", reference.namespace, reference.name));
+            let key = (id, reason.to_owned(), note.clone());
+            if !self.emitted.lock().expect("lock").contains(&key) {
+                to_publish.push((reference, type_, reason, note));
+            }
+            active.insert(key);
+        }
+        for (reference, type_, reason, note) in to_publish {
             let event = Event {
                 type_,
                 reason: reason.to_owned(),
@@ -220,19 +257,38 @@ impl Writer {
                 action: "Reconcile".into(),
                 secondary: None,
             };
-            let reference = k8s_openapi::api::core::v1::ObjectReference {
-                api_version: Some(BGPPolicy::api_version(&()).into_owned()),
-                kind: Some(BGPPolicy::kind(&()).into_owned()),
-                name: Some(name.clone()),
-                uid: Some(uid),
-                ..Default::default()
-            };
             if let Err(error) = self.recorder.publish(&event, &reference).await {
-                tracing::warn!(policy = %name, %error, "could not publish an Event");
+                let object = format!(
+                    "{} {}",
+                    reference.kind.unwrap_or_default(),
+                    reference.name.unwrap_or_default()
+                );
+                tracing::warn!(%object, %error, "could not publish an Event");
             }
         }
         *self.emitted.lock().expect("lock") = active;
     }
+}
+
+/// Events Services call for: (Service, type, reason, note). Only invalid `bgpintent.io/*`
+/// annotations so far; the note names each annotation and rule.
+fn service_events(res: &Resolution) -> Vec<(&ServiceKey, EventType, &'static str, String)> {
+    res.services
+        .iter()
+        .filter(|(_, r)| !r.invalid_annotations.is_empty())
+        .map(|(key, r)| {
+            let errors: Vec<String> = r.invalid_annotations.iter().map(ToString::to_string).collect();
+            (
+                key,
+                EventType::Warning,
+                "InvalidAnnotation",
+                format!(
+                    "{}; the Service's own path attributes are ignored, its IPs are announced with the policy's",
+                    errors.join("; ")
+                ),
+            )
+        })
+        .collect()
 }
 
 /// Events a policy's report calls for: (type, reason, note). Notes never carry a password.
