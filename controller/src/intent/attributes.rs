@@ -10,7 +10,8 @@
 //! **The rule.** Within a policy, the attributes of a prefix are those of every Service that
 //! has this IP among the policy's IP types, in namespace/name order, then the policy's own
 //! (`PathAttributes::merge`: communities united, LOCAL_PREF and MED from the first that sets
-//! each). PodCIDRs and Egress IPs carry the policy's.
+//! each). PodCIDRs, Egress IPs and labelled Pods' IPs carry the policy's (and, should a Pod
+//! IP also be a Service IP, those Services' first, like any other holder of that IP).
 //!
 //! The rule does not depend on the Node: a prefix carries the same attributes in every
 //! intent and every set shard that holds it, which is what the CRDs' prefix groups require
@@ -21,8 +22,10 @@
 //! **Incremental upkeep.** [`Resolution::set_service`] keeps an index of which Services
 //! have which IP and, after a change, recomputes the attributes of that Service's prefixes
 //! on every Node holding one of them (its own Local Nodes, other Services' Local Nodes for
-//! the same IP, Nodes whose PodCIDR or Egress IP it is) and names the other Services whose
-//! shards hold one of them, so their shards are rewritten too.
+//! the same IP, Nodes whose PodCIDR, Egress IP or `local` Pod IP it is) and names the other
+//! Services and the `cluster` Pods whose shards hold one of them, so their shards are
+//! rewritten too. [`Resolution::set_pod`] sets the attributes of the prefixes it adds and
+//! keeps the index of non-Service node-local prefixes ([`Resolution::other_local`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -262,29 +265,68 @@ impl Resolution {
                 }
             }
         }
-        let this: &Resolution = self;
-        let mut updates: Vec<(String, Prefix, PathAttributes)> = Vec::new();
-        for (node, nr) in nodes.iter().filter_map(|n| this.nodes.get(n).map(|nr| (n, nr))) {
+        // `cluster` Pods with one of these IPs: their groups carry its attributes too.
+        if attributes_changed || routes_changed {
             for prefix in &prefixes {
-                let attrs = if nr.intent.prefixes.contains_key(prefix) {
-                    this.prefix_attributes(&nr.intent.policy.name, *prefix).0
-                } else {
-                    PathAttributes::default()
-                };
-                updates.push((node.clone(), *prefix, attrs));
+                for pod in self.cluster_pod_ips.get(prefix).into_iter().flatten() {
+                    change
+                        .shared_pods
+                        .entry(pod.clone())
+                        .or_default()
+                        .insert(prefix.family());
+                }
             }
         }
-        for (node, prefix, attrs) in updates {
-            let map = &mut self.nodes.get_mut(&node).expect("listed above").intent.attributes;
-            let changed = if attrs.is_empty() {
-                map.remove(&prefix).is_some()
-            } else {
-                map.insert(prefix, attrs.clone()).as_ref() != Some(&attrs)
-            };
-            if changed {
-                change.nodes.insert(node);
+        for node in nodes {
+            for prefix in &prefixes {
+                if self.refresh_attributes(&node, *prefix) {
+                    change.nodes.insert(node.clone());
+                }
             }
         }
+    }
+
+    /// Sets the attributes of `prefix` in `node`'s intent from the rule (none when the Node
+    /// does not announce it node-locally). Returns whether they changed.
+    fn refresh_attributes(&mut self, node: &str, prefix: Prefix) -> bool {
+        let Some(nr) = self.nodes.get(node) else {
+            return false;
+        };
+        let attrs = if nr.intent.prefixes.contains_key(&prefix) {
+            self.prefix_attributes(&nr.intent.policy.name, prefix).0
+        } else {
+            PathAttributes::default()
+        };
+        let map = &mut self.nodes.get_mut(node).expect("checked above").intent.attributes;
+        if attrs.is_empty() {
+            map.remove(&prefix).is_some()
+        } else {
+            map.insert(prefix, attrs.clone()).as_ref() != Some(&attrs)
+        }
+    }
+
+    /// After a non-Service source of `prefix` (a `local` Pod) was added to or removed from
+    /// `node`'s intent: keeps [`Resolution::other_local`] and the prefix's attributes there
+    /// up to date.
+    pub(super) fn node_local_changed(&mut self, node: &str, prefix: Prefix) {
+        let other = self.nodes.get(node).is_some_and(|nr| {
+            nr.intent
+                .prefixes
+                .get(&prefix)
+                .is_some_and(|sources| sources.iter().any(|s| !matches!(s, Source::Service { .. })))
+        });
+        if other {
+            self.other_local
+                .entry(prefix)
+                .or_default()
+                .insert(node.to_owned());
+        } else if let Some(nodes) = self.other_local.get_mut(&prefix) {
+            nodes.remove(node);
+            if nodes.is_empty() {
+                self.other_local.remove(&prefix);
+            }
+        }
+        self.refresh_attributes(node, prefix);
     }
 
     /// Prefixes whose merged communities were cut to the bound, reported on the policy.
@@ -370,7 +412,8 @@ pub fn describe(a: &PathAttributes) -> String {
     }
 }
 
-/// Non-Service node-local prefixes (PodCIDRs, Egress IPs) → the Nodes announcing them: the
+/// Non-Service node-local prefixes (PodCIDRs, Egress IPs; `local` Pods are added by
+/// [`Resolution::set_pod`]) → the Nodes announcing them: the
 /// Nodes to revisit when a Service with the same IP changes.
 pub(super) fn other_local_index<'a>(
     nodes: impl Iterator<Item = (&'a String, &'a BTreeMap<Prefix, BTreeSet<Source>>)>,

@@ -3,14 +3,16 @@
 //! ```text
 //!  Snapshot ──resolve()──▶ Resolution ──materialize()──▶ objects to write
 //!  (policies, Nodes,        per-Node intents (node-local      BGPNodeIntent per Node
-//!   Services, slices,       prefixes), per-Service routes,    BGPAdvertisementSet shards
-//!   Egresses, Secret)       reports, annotations              Node annotation patches
+//!   Services, slices,       prefixes), per-Service and        BGPAdvertisementSet shards
+//!   Egresses, Pods,         per-Pod routes, reports,          Node annotation patches
+//!   Secret)                 annotations
 //! ```
 //!
 //! Everything here is pure: no client, clock or randomness. [`resolve`] recomputes from
 //! scratch; [`Resolution::set_service`] applies one Service change to an existing
 //! resolution with the same result (a property test checks they agree), so the controller
 //! can react to Service and EndpointSlice churn without recomputing 5,000 Nodes.
+//! [`Resolution::set_pod`] does the same for one labelled Pod (see the `pods` module).
 //!
 //! Prefixes announced by every Node of a policy (Cluster traffic policy) are held once, in
 //! [`Resolution::services`], not copied into each Node's intent; that is both the storage
@@ -23,6 +25,7 @@ mod egress;
 pub mod explain;
 mod nodes;
 mod passwords;
+mod pods;
 mod report;
 mod router_id;
 mod selection;
@@ -36,7 +39,7 @@ use std::{
 use bgpintent_api::{Family, NodeIntent, PeerIntent, PolicyRef, Prefix, RouterId, Source};
 use bgpintent_crd::BGPPolicy;
 use k8s_openapi::api::{
-    core::v1::{Node, Secret, Service},
+    core::v1::{Node, Pod, Secret, Service},
     discovery::v1::EndpointSlice,
 };
 
@@ -47,6 +50,7 @@ pub use attributes::{
 pub use egress::{EGRESS_API_VERSION, Egress, EgressStatus};
 pub use nodes::ROUTER_ID_ANNOTATION;
 pub use passwords::PasswordBook;
+pub use pods::{ADVERTISE_LABEL, POD_SELECTOR, PodChange, PodKey, PodRoute, PodSkip, pod_route, pod_scope};
 pub use report::{NodeReport, PolicyReport, Problem, RouterIdCollision, RouterIdSource};
 pub use services::{
     SERVICE_NAME_LABEL, Scope, ServiceKey, ServiceRoute, ServiceRoutes, local_nodes, service_routes,
@@ -64,6 +68,9 @@ pub struct Snapshot {
     pub services: Vec<Service>,
     pub endpoint_slices: Vec<EndpointSlice>,
     pub egresses: Vec<Egress>,
+    /// Pods labelled `bgpintent.io/advertise` (the controller watches only those; offline,
+    /// unlabelled Pods are ignored).
+    pub pods: Vec<Pod>,
     /// The passwords Secret (`bgp-passwords` in the controller's namespace), if it exists.
     pub passwords: Option<Secret>,
     /// Node → `spec.policy.name` of the BGPNodeIntent currently written for it. Only used
@@ -81,6 +88,7 @@ impl fmt::Debug for Snapshot {
             .field("services", &self.services.len())
             .field("endpoint_slices", &self.endpoint_slices.len())
             .field("egresses", &self.egresses.len())
+            .field("pods", &self.pods.len())
             .field(
                 "passwords",
                 &self
@@ -99,7 +107,7 @@ pub struct NodeResolution {
     /// `metadata.uid` of the Node (owner of its BGPNodeIntent).
     pub uid: String,
     /// The intent with only node-specific prefixes (PodCIDRs, Egress IPs, Service IPs with
-    /// a Local traffic policy); `sets` is filled in by materialization. See
+    /// a Local traffic policy, `local` Pods); `sets` is filled in by materialization. See
     /// [`Resolution::logical_intent`] for the full list.
     pub intent: NodeIntent,
     pub report: NodeReport,
@@ -118,9 +126,15 @@ pub struct Resolution {
     pub policies: BTreeMap<String, PolicyReport>,
     /// Every Service's routes (policy-independent), by namespace/name.
     pub services: BTreeMap<ServiceKey, ServiceRoutes>,
+    /// Every announceable labelled Pod's route (policy-independent), by namespace/name.
+    pub pods: BTreeMap<PodKey, PodRoute>,
     /// Service IP → the Services that have it: whose attributes it carries.
     pub service_ips: BTreeMap<Prefix, BTreeSet<ServiceKey>>,
-    /// PodCIDRs and Egress IPs → the Nodes announcing them (see the `attributes` module).
+    /// IP of a `cluster` Pod → the Pods that have it: their shards carry the attributes of
+    /// any Service with the same IP (see the `attributes` module).
+    pub cluster_pod_ips: BTreeMap<Prefix, BTreeSet<PodKey>>,
+    /// PodCIDRs, Egress IPs and `local` Pod IPs → the Nodes announcing them (see the
+    /// `attributes` module).
     pub other_local: BTreeMap<Prefix, BTreeSet<String>>,
     /// Problems with individual objects (bad IPs, malformed Secret keys), sorted.
     pub problems: Vec<Problem>,
@@ -137,6 +151,8 @@ pub struct ServiceChange {
     /// Other Services whose shared groups hold an IP of this one whose attributes may have
     /// changed (Services sharing an IP), with the families concerned.
     pub shared_others: BTreeMap<ServiceKey, BTreeSet<Family>>,
+    /// `cluster` Pods whose shared groups hold such an IP, with the families concerned.
+    pub shared_pods: BTreeMap<PodKey, BTreeSet<Family>>,
 }
 
 /// Resolves a snapshot. Pure and deterministic: the result does not depend on the order of
@@ -196,6 +212,7 @@ pub fn resolve(snapshot: &Snapshot) -> Resolution {
             let settings = policy.settings.as_ref().expect("valid");
             report.service_ip_types = settings.advertisements.service_ip_types.clone();
             report.path_attributes = settings.path_attributes.clone();
+            report.pods = settings.advertisements.pod;
             report.unauthenticated_peers = settings
                 .peers
                 .keys()
@@ -319,6 +336,11 @@ pub fn resolve(snapshot: &Snapshot) -> Resolution {
         let routes = service_routes(service, service_slices, &mut problems);
         res.set_service(key, Some(routes));
     }
+    for pod in &snapshot.pods {
+        if let Ok(route) = pod_route(pod, &mut problems) {
+            res.replace_pod(PodKey::of(pod), Some(route));
+        }
+    }
     problems.extend(res.attribute_problems());
     problems.sort();
     problems.dedup();
@@ -432,8 +454,8 @@ impl Resolution {
         }
     }
 
-    /// Cluster-scope Service routes a policy announces from every Node it owns (of one
-    /// family, or both), with their sources.
+    /// Cluster-scope Service routes (and `cluster` Pods) a policy announces from every Node
+    /// it owns (of one family, or both), with their sources.
     pub fn shared_prefixes(
         &self,
         policy: &str,
@@ -456,6 +478,9 @@ impl Resolution {
                     });
                 }
             }
+        }
+        if report.pods {
+            self.add_shared_pods(family, &mut out);
         }
         out
     }

@@ -73,6 +73,9 @@ pub struct PolicyReport {
     pub service_ip_types: BTreeSet<ServiceIpType>,
     /// `spec.pathAttributes`, parsed (empty when not accepted).
     pub path_attributes: PathAttributes,
+    /// `advertisements.pod` is set (false when not accepted): the owned Nodes announce their
+    /// PodCIDRs and the labelled Pods (see the `pods` module).
+    pub pods: bool,
 }
 
 /// Two or more Nodes of one ASN with the same BGP identifier.

@@ -460,6 +460,69 @@ fn a_change_reaches_other_services_shards_and_nodes_sharing_the_ip() {
 }
 
 #[test]
+fn labelled_pods_carry_the_attributes_of_their_ip() {
+    // A `local` Pod on n1 and a `cluster` Pod on n2; one IP of each is also an LB IP of `a`,
+    // whose annotation then changes. The Pods' IPs carry the policy's attributes, the
+    // shared ones `a`'s first, and the change reaches n1's intent and the cluster Pod's
+    // shard without a full recomputation.
+    let base = |communities: &str| Snapshot {
+        policies: vec![all_types().pod().med(50).build()],
+        nodes: vec![dual("n1", 1), dual("n2", 2)],
+        services: vec![
+            service("ns", "a")
+                .lb_ips(&["198.51.100.7", "198.51.100.8"])
+                .annotation(COMMUNITIES_ANNOTATION, communities)
+                .build(),
+        ],
+        pods: vec![
+            pod("ns", "solo", "local").on("n1").ips(&["198.51.100.7"]).build(),
+            pod("ns", "gw", "cluster")
+                .on("n2")
+                .ips(&["198.51.100.8", "198.51.100.9"])
+                .build(),
+        ],
+        ..Snapshot::default()
+    };
+    let res = resolve(&base("1:1"));
+    assert_eq!(
+        describe(&res.nodes["n1"].intent.attributes[&p("198.51.100.7/32")]),
+        "communities 1:1; MED 50"
+    );
+    assert_eq!(attrs(&res, "n2", "198.51.100.8/32"), "communities 1:1; MED 50");
+    assert_eq!(attrs(&res, "n2", "198.51.100.9/32"), "MED 50");
+    let mut m = materialize(&res, &Layout::default());
+    // The cluster Pod's shard holds one group per attribute set.
+    let groups: Vec<_> = m
+        .sets
+        .values()
+        .flat_map(|s| s.spec.prefixes.iter())
+        .filter(|g| g.source.kind == bgpintent_crd::common::SourceKind::Pod)
+        .collect();
+    assert_eq!(groups.len(), 2, "{groups:?}");
+    assert!(groups.iter().all(|g| g.attributes.is_some()));
+
+    let after = base("1:2");
+    let mut patched = res.clone();
+    let a = &after.services[0];
+    let change = patched.set_service(ServiceKey::of(a), Some(service_routes(a, &[], &mut vec![])));
+    assert_eq!(change.nodes, ["n1".to_owned()].into());
+    assert_eq!(
+        change.shared_pods.keys().collect::<Vec<_>>(),
+        [&PodKey::new("ns", "gw")]
+    );
+    let full = resolve(&after);
+    assert_eq!(patched, full);
+    m.apply_service_change(&patched, &change);
+    assert_eq!(m, materialize(&full, &m.layout));
+    // And a Pod going away takes its node-local attributes with it.
+    let change = patched.set_pod(PodKey::new("ns", "solo"), None);
+    assert_eq!(change.nodes, ["n1".to_owned()].into());
+    let mut gone = after.clone();
+    gone.pods.remove(0);
+    assert_eq!(patched, resolve(&gone));
+}
+
+#[test]
 fn explain_shows_what_a_prefix_is_sent_with_and_why() {
     let (s, res) = case(
         all_types().communities(&["64512:100"]).med(50),
