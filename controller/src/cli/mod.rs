@@ -209,8 +209,19 @@ fn write_report(res: &Resolution, mat: &Materialized, err: &mut dyn Write) -> st
         for peer in &p.unauthenticated_peers {
             writeln!(err, "  peer {peer}: no password in the Secret (unauthenticated)")?;
         }
+        for (node, invalid) in &p.invalid_overrides {
+            for e in invalid.errors.values().flatten() {
+                writeln!(
+                    err,
+                    "  Node {node}: invalid annotation, intent kept as written: {e}"
+                )?;
+            }
+        }
     }
     for (node, n) in &res.nodes {
+        for o in &n.report.overrides {
+            writeln!(err, "Node {node}: override: {o}")?;
+        }
         for note in &n.report.notes {
             writeln!(err, "Node {node}: {note}")?;
         }

@@ -49,6 +49,28 @@ pub fn explain(snapshot: &Snapshot, res: &Resolution, node: &str, prefix: Prefix
         lines.push(format!("There is no Node named {node:?} in the input."));
         return verdict(false, lines);
     };
+    if let Some(invalid) = res
+        .held
+        .get(node)
+        .and_then(|p| res.policies.get(p))
+        .and_then(|p| p.invalid_overrides.get(node).map(|i| (p, i)))
+    {
+        let (policy, invalid) = invalid;
+        let errors: Vec<String> = invalid
+            .errors
+            .values()
+            .flatten()
+            .map(ToString::to_string)
+            .collect();
+        lines.push(format!(
+            "Node {node} is owned by BGPPolicy {}, but its override annotations are invalid ({}); the \
+             controller keeps the intent already written for this Node (if any) and computes nothing new \
+             until they are fixed.",
+            policy.name,
+            errors.join("; ")
+        ));
+        return verdict(false, lines);
+    }
     if let Some(policy) = res.held.get(node) {
         let errors = res
             .policies
@@ -85,6 +107,9 @@ pub fn explain(snapshot: &Snapshot, res: &Resolution, node: &str, prefix: Prefix
             others.join(", ")
         ));
     }
+    for o in &nr.report.overrides {
+        lines.push(format!("Node override: {o}."));
+    }
     let family = prefix.family();
     let has_family = nr.intent.next_hops.for_family(family).is_some();
     if !has_family {
@@ -96,6 +121,14 @@ pub fn explain(snapshot: &Snapshot, res: &Resolution, node: &str, prefix: Prefix
     if let Some(sources) = intent.prefixes.get(&prefix) {
         for source in sources {
             lines.push(format!("Source: {source}{}", scope_note(res, source)));
+        }
+        if let Some(p) = intent.as_path_prepend {
+            lines.push(format!(
+                "Announced with AS {} prepended {} time(s) (annotation {}), so routers prefer other Nodes.",
+                p.asn,
+                p.repeat,
+                super::AS_PATH_PREPEND_ANNOTATION
+            ));
         }
         return verdict(true, lines);
     }

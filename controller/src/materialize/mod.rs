@@ -153,6 +153,13 @@ pub fn materialize(res: &Resolution, previous: &Layout) -> Materialized {
             }
         }
     }
+    // A Node held for invalid override annotations keeps its written intent, which names
+    // its policy's sets: keep them even when no other Node of the policy needs them.
+    for report in res.policies.values().filter(|p| !p.service_ip_types.is_empty()) {
+        for held in report.invalid_overrides.values() {
+            keys.extend(held.families.iter().map(|f| (report.name.clone(), *f)));
+        }
+    }
     for (policy, family) in keys {
         let types = &res.policies[&policy].service_ip_types;
         let sizes = shards::sizes(res, types, family);

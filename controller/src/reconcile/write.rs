@@ -4,7 +4,10 @@ use std::{collections::BTreeSet, sync::Mutex};
 
 use bgpintent_api::RouterId;
 use bgpintent_crd::{BGPPolicy, BGPPolicyStatus};
-use k8s_openapi::{api::core::v1::Node, apimachinery::pkg::apis::meta::v1::Time};
+use k8s_openapi::{
+    api::core::v1::{Node, ObjectReference},
+    apimachinery::pkg::apis::meta::v1::Time,
+};
 use kube::{
     Api, Client, Resource, ResourceExt,
     api::{DeleteParams, Patch, PatchParams},
@@ -16,7 +19,7 @@ use tokio::sync::watch;
 
 use super::{PassReport, Stores};
 use crate::{
-    intent::{ROUTER_ID_ANNOTATION, Resolution},
+    intent::{InvalidOverrides, ROUTER_ID_ANNOTATION, Resolution},
     metrics::{KindLabel, Metrics},
     status::policy_status,
 };
@@ -196,23 +199,50 @@ impl Writer {
         .map(|_| ())
     }
 
-    /// Publishes an Event for every policy problem that is new since the last pass.
+    /// Publishes an Event for every policy problem, and on the Node for every invalid
+    /// override annotation, that is new since the last pass.
     pub async fn events(&self, res: &Resolution) {
         if !self.leading() {
             return;
         }
         let mut active = BTreeSet::new();
         let mut to_publish = Vec::new();
+        let mut consider = |reference: ObjectReference, type_, reason: &'static str, note: String| {
+            let key = (
+                reference.uid.clone().unwrap_or_default(),
+                reason.to_owned(),
+                note.clone(),
+            );
+            if !self.emitted.lock().expect("lock").contains(&key) {
+                to_publish.push((reference, type_, reason, note));
+            }
+            active.insert(key);
+        };
         for (name, p) in &res.policies {
+            let reference = ObjectReference {
+                api_version: Some(BGPPolicy::api_version(&()).into_owned()),
+                kind: Some(BGPPolicy::kind(&()).into_owned()),
+                name: Some(name.clone()),
+                uid: Some(p.uid.clone()),
+                ..Default::default()
+            };
             for (type_, reason, note) in policy_events(p) {
-                let key = (p.uid.clone(), reason.to_owned(), note.clone());
-                if !self.emitted.lock().expect("lock").contains(&key) {
-                    to_publish.push((name.clone(), p.uid.clone(), type_, reason, note));
+                consider(reference.clone(), type_, reason, note);
+            }
+            for (node, invalid) in &p.invalid_overrides {
+                let reference = ObjectReference {
+                    api_version: Some("v1".into()),
+                    kind: Some("Node".into()),
+                    name: Some(node.clone()),
+                    uid: Some(invalid.uid.clone()),
+                    ..Default::default()
+                };
+                for note in node_override_notes(node, invalid) {
+                    consider(reference.clone(), EventType::Warning, INVALID_ANNOTATION, note);
                 }
-                active.insert(key);
             }
         }
-        for (name, uid, type_, reason, note) in to_publish {
+        for (reference, type_, reason, note) in to_publish {
             let event = Event {
                 type_,
                 reason: reason.to_owned(),
@@ -220,19 +250,51 @@ impl Writer {
                 action: "Reconcile".into(),
                 secondary: None,
             };
-            let reference = k8s_openapi::api::core::v1::ObjectReference {
-                api_version: Some(BGPPolicy::api_version(&()).into_owned()),
-                kind: Some(BGPPolicy::kind(&()).into_owned()),
-                name: Some(name.clone()),
-                uid: Some(uid),
-                ..Default::default()
-            };
             if let Err(error) = self.recorder.publish(&event, &reference).await {
-                tracing::warn!(policy = %name, %error, "could not publish an Event");
+                tracing::warn!(
+                    kind = reference.kind.as_deref().unwrap_or_default(),
+                    name = reference.name.as_deref().unwrap_or_default(),
+                    %error,
+                    "could not publish an Event"
+                );
             }
         }
         *self.emitted.lock().expect("lock") = active;
     }
+}
+
+/// Reason of the Warning Event on a Node whose override annotation is invalid.
+pub const INVALID_ANNOTATION: &str = "InvalidAnnotation";
+
+/// Longest Event note we send (the API server refuses notes over 1 KiB).
+const MAX_NOTE: usize = 1024;
+
+/// One note per invalid annotation of a Node: the Node, the annotation, every rule broken,
+/// and the consequence. Values are those the engine chose to show (never a secret).
+pub(crate) fn node_override_notes(node: &str, invalid: &InvalidOverrides) -> Vec<String> {
+    invalid
+        .errors
+        .iter()
+        .map(|(annotation, errors)| {
+            let rules: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            bounded(format!(
+                "Node {node}: annotation {annotation} is invalid, so the Node keeps its last valid intent: {}",
+                rules.join("; ")
+            ))
+        })
+        .collect()
+}
+
+fn bounded(note: String) -> String {
+    if note.len() <= MAX_NOTE {
+        return note;
+    }
+    let suffix = "… (truncated)";
+    let mut cut = MAX_NOTE - suffix.len();
+    while !note.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{suffix}", &note[..cut])
 }
 
 /// Events a policy's report calls for: (type, reason, note). Notes never carry a password.
