@@ -400,6 +400,84 @@ mod tests {
         assert_eq!(get(&changed, "Accepted").last_transition_time, t(1));
     }
 
+    fn invalid_overrides(node: &str, annotation: &str, field: &str, rule: &str) -> PolicyReport {
+        let mut r = report();
+        r.effective.insert(node.to_owned());
+        r.held.insert(node.to_owned());
+        r.invalid_overrides.insert(
+            node.to_owned(),
+            crate::intent::InvalidOverrides {
+                uid: format!("uid-{node}"),
+                families: Default::default(),
+                errors: [(
+                    annotation.to_owned(),
+                    vec![FieldError::new(field, rule).with_value(0)],
+                )]
+                .into(),
+            },
+        );
+        r
+    }
+
+    #[test]
+    fn node_overrides_valid_when_no_node_has_a_bad_annotation() {
+        let i = intent(&[true], 2);
+        let s = policy_status(&report(), &[&i], None, t(1));
+        let c = get(&s, "NodeOverridesValid");
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "Valid"));
+    }
+
+    #[test]
+    fn an_invalid_node_annotation_names_node_annotation_and_rule() {
+        let r = invalid_overrides(
+            "n2",
+            "bgpintent.io/local-asn",
+            "metadata.annotations[bgpintent.io/local-asn]",
+            "must be an AS number",
+        );
+        let i = intent(&[true], 2);
+        let s = policy_status(&r, &[&i], None, t(1));
+        let c = get(&s, "NodeOverridesValid");
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "InvalidNodeAnnotation")
+        );
+        assert_eq!(
+            c.message,
+            "1 Node(s) keep their last valid intent until fixed: Node n2: \
+             metadata.annotations[bgpintent.io/local-asn]: must be an AS number (got 0)"
+        );
+        // The policy is still accepted; the held Node (no intent here) is not Ready.
+        assert_eq!(get(&s, "Accepted").status, "True");
+        let ready = get(&s, "Ready");
+        assert_eq!(ready.status, "False");
+        assert!(
+            ready.message.contains("n2: no BGPNodeIntent"),
+            "{}",
+            ready.message
+        );
+        // Stable: the same report gives the same status, so nothing is rewritten.
+        let again = policy_status(&r, &[&i], Some(&s), t(2));
+        assert_eq!(again, s);
+        // Fixed: True again, with a new transition time.
+        let fixed = policy_status(&report(), &[&i], Some(&s), t(3));
+        let c = get(&fixed, "NodeOverridesValid");
+        assert_eq!(
+            (c.status.as_str(), c.last_transition_time.clone()),
+            ("True", t(3))
+        );
+    }
+
+    #[test]
+    fn node_overrides_are_unknown_for_a_policy_that_is_not_accepted() {
+        let mut r = report();
+        r.accepted = false;
+        r.errors = vec![FieldError::new("spec.localASN", "must not be 0")];
+        let s = policy_status(&r, &[], None, t(1));
+        let c = get(&s, "NodeOverridesValid");
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("Unknown", "NotAccepted"));
+    }
+
     #[test]
     fn long_messages_are_bounded() {
         let mut r = report();

@@ -208,6 +208,11 @@ fn peers(value: &str) -> Result<(Peers, Vec<FieldError>), Vec<FieldError>> {
     let mut seen: BTreeMap<IpAddr, usize> = BTreeMap::new();
     for (i, item) in items.into_iter().enumerate() {
         let path = format!("{base}[{i}]");
+        if !item.is_object() {
+            // Not echoed: whatever it is, it is not a peer.
+            errors.push(FieldError::new(path, "must be a JSON object (a bgpPeers entry)"));
+            continue;
+        }
         let mut unknown = Vec::new();
         unknown_fields(&item, schema, &path, &mut unknown);
         if !unknown.is_empty() {

@@ -245,3 +245,30 @@ async fn drive_egress(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+
+    use super::*;
+    use crate::intent::{OVERRIDE_ANNOTATIONS, ROUTER_ID_ANNOTATION};
+
+    #[test]
+    fn trimmed_nodes_keep_the_annotations_the_engine_reads() {
+        let mut node = crate::fixtures::node("n1")
+            .annotation(ROUTER_ID_ANNOTATION, "192.0.2.1")
+            .ipv4("192.0.2.1")
+            .build();
+        for a in OVERRIDE_ANNOTATIONS {
+            node.metadata
+                .annotations
+                .get_or_insert_default()
+                .insert(a.into(), "x".into());
+        }
+        node.metadata.managed_fields = Some(vec![ManagedFieldsEntry::default()]);
+        let before = node.metadata.annotations.clone();
+        trim_node(&mut node);
+        assert_eq!(node.metadata.annotations, before);
+        assert!(node.metadata.managed_fields.is_none_or(|m| m.is_empty()));
+    }
+}

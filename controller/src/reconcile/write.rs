@@ -336,3 +336,68 @@ fn policy_events(p: &crate::intent::PolicyReport) -> Vec<(EventType, &'static st
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use bgpintent_api::FieldError;
+
+    use super::*;
+
+    fn invalid(errors: &[(&str, Vec<FieldError>)]) -> InvalidOverrides {
+        InvalidOverrides {
+            uid: "uid-n1".into(),
+            families: Default::default(),
+            errors: errors.iter().map(|(a, e)| ((*a).to_owned(), e.clone())).collect(),
+        }
+    }
+
+    #[test]
+    fn one_note_per_invalid_annotation_naming_node_annotation_and_rules() {
+        let peers = "bgpintent.io/peers";
+        let notes = node_override_notes(
+            "n1",
+            &invalid(&[
+                (
+                    "bgpintent.io/local-asn",
+                    vec![FieldError::new(
+                        "metadata.annotations[bgpintent.io/local-asn]",
+                        "must be an AS number",
+                    )],
+                ),
+                (
+                    peers,
+                    vec![
+                        FieldError::new("metadata.annotations[bgpintent.io/peers][0].asn", "bad")
+                            .with_value(0),
+                        FieldError::new("metadata.annotations[bgpintent.io/peers][1].port", "bad"),
+                    ],
+                ),
+            ]),
+        );
+        assert_eq!(
+            notes,
+            [
+                "Node n1: annotation bgpintent.io/local-asn is invalid, so the Node keeps its last valid \
+                 intent: metadata.annotations[bgpintent.io/local-asn]: must be an AS number",
+                "Node n1: annotation bgpintent.io/peers is invalid, so the Node keeps its last valid intent: \
+                 metadata.annotations[bgpintent.io/peers][0].asn: bad (got 0); \
+                 metadata.annotations[bgpintent.io/peers][1].port: bad",
+            ]
+        );
+    }
+
+    #[test]
+    fn notes_fit_an_event() {
+        let many: Vec<FieldError> = (0..100)
+            .map(|i| {
+                FieldError::new(
+                    format!("metadata.annotations[bgpintent.io/peers][{i}].asn"),
+                    "bad",
+                )
+            })
+            .collect();
+        let notes = node_override_notes("n1", &invalid(&[("bgpintent.io/peers", many)]));
+        assert!(notes[0].len() <= MAX_NOTE, "{}", notes[0].len());
+        assert!(notes[0].ends_with("… (truncated)"));
+    }
+}

@@ -1,6 +1,7 @@
 //! Table tests: one rule per test, built from readable fixtures. Selection, router IDs and
-//! passwords here; announcements in `routes`.
+//! passwords here; announcements in `routes`; per-Node annotation overrides in `overrides`.
 
+mod overrides;
 mod routes;
 
 use std::collections::BTreeMap;
