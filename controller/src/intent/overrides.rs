@@ -356,7 +356,7 @@ impl NodeOverrides {
                 out.push(format!("peer {key} added by annotation {PEERS_ANNOTATION}"));
             } else {
                 out.push(format!(
-                    "peer {key} from annotation {PEERS_ANNOTATION} replaces BGPPolicy {policy_name}'s peer {}",
+                    "peer {key} from annotation {PEERS_ANNOTATION} replaces the peer {} of BGPPolicy {policy_name}",
                     replaced.join(", ")
                 ));
             }

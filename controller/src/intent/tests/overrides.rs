@@ -203,7 +203,8 @@ fn peers_annotation_replaces_the_policy_peer_with_the_same_address() {
         [key("192.0.2.1", 65001), key("2001:db8::1", 65003)]
     );
     assert!(
-        res.nodes["n1"].report.overrides[0].contains("replaces BGPPolicy p's peer [2001:db8::1] AS65001")
+        res.nodes["n1"].report.overrides[0]
+            .contains("replaces the peer [2001:db8::1] AS65001 of BGPPolicy p")
     );
 }
 
