@@ -74,7 +74,7 @@ pub fn policy_status(
     // before it ever had one) has no sessions: not Ready.
     for node in &report.effective {
         if !intents.iter().any(|i| i.metadata.name.as_ref() == Some(node)) {
-            stale.push(format!("{node}: no BGPNodeIntent"));
+            stale.push(format!("{node}: no BGPNodeIntent of this policy"));
         }
     }
     for intent in intents {
@@ -452,7 +452,7 @@ mod tests {
         let ready = get(&s, "Ready");
         assert_eq!(ready.status, "False");
         assert!(
-            ready.message.contains("n2: no BGPNodeIntent"),
+            ready.message.contains("n2: no BGPNodeIntent of this policy"),
             "{}",
             ready.message
         );

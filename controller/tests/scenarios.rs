@@ -544,7 +544,9 @@ async fn a_new_node_with_an_invalid_annotation_gets_no_intent_until_fixed() {
         condition(&server, "default", "NodeOverridesValid")["message"]
             .as_str()
             .unwrap()
-            .contains("Node worker-9: metadata.annotations[bgpintent.io/peers][0].pasive: is not a field")
+            .contains(
+                "Node worker-9: metadata.annotations[bgpintent.io/peers][0].pasive: is an unknown field"
+            )
     );
     let events = events_about(&server, "Node", "worker-9", "InvalidAnnotation");
     assert_eq!(events.len(), 1, "{events:?}");

@@ -170,7 +170,7 @@ fn unknown_fields(value: &Value, schema: &Value, path: &str, out: &mut Vec<Field
                     Some(s) => unknown_fields(v, s, &field, out),
                     None => out.push(FieldError::new(
                         field,
-                        "is not a field of a bgpPeers entry (unknown field)",
+                        "is an unknown field (entries take exactly the fields of spec.bgpPeers[])",
                     )),
                 }
             }
