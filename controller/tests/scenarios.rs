@@ -596,3 +596,163 @@ async fn a_cluster_pod_ip_change_rewrites_one_set_and_a_removed_label_withdraws(
     );
     controller.stop().await;
 }
+
+fn annotate(server: &FakeApiServer, node: &str, key: &str, value: &str) {
+    let mut n = server.get("v1", "Node", "", node).unwrap();
+    n["metadata"]["annotations"][key] = json!(value);
+    server.put(n);
+}
+
+fn events_about(server: &FakeApiServer, kind: &str, name: &str, reason: &str) -> Vec<Value> {
+    server
+        .list("events.k8s.io/v1", "Event")
+        .into_iter()
+        .filter(|e| e["regarding"]["kind"] == kind && e["regarding"]["name"] == name && e["reason"] == reason)
+        .collect()
+}
+
+#[tokio::test]
+async fn an_invalid_node_annotation_holds_that_node_reports_it_and_a_fix_applies() {
+    let server = cluster().await;
+    let controller = replica(&server, "a");
+    settle(&server).await;
+    assert_eq!(
+        condition(&server, "default", "NodeOverridesValid")["status"],
+        "True"
+    );
+    let worker1 = server.get(INTENT.0, INTENT.1, "", "worker-1").unwrap();
+    let worker2 = server.get(INTENT.0, INTENT.1, "", "worker-2").unwrap();
+    server.clear_writes();
+
+    // A bad edit on worker-2: AS_TRANS is no local ASN.
+    annotate(&server, "worker-2", "bgpintent.io/local-asn", "23456");
+    wait_until("NodeOverridesValid=False", || {
+        condition(&server, "default", "NodeOverridesValid")["status"] == "False"
+    })
+    .await;
+    settle(&server).await;
+    let c = condition(&server, "default", "NodeOverridesValid");
+    assert_eq!(c["reason"], "InvalidNodeAnnotation");
+    let message = c["message"].as_str().unwrap();
+    assert!(
+        message.contains(
+            "Node worker-2: metadata.annotations[bgpintent.io/local-asn]: must be an AS number in \
+             1-4294967294 other than 23456 (AS_TRANS) (got 23456)"
+        ),
+        "{message}"
+    );
+    assert_eq!(condition(&server, "default", "Accepted")["status"], "True");
+    let events = events_about(&server, "Node", "worker-2", "InvalidAnnotation");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["type"], "Warning");
+    let note = events[0]["note"].as_str().unwrap();
+    assert!(
+        note.starts_with("Node worker-2: annotation bgpintent.io/local-asn is invalid")
+            && note.contains("must be an AS number"),
+        "{note}"
+    );
+    // worker-2 keeps its intent, and no intent at all was written or deleted.
+    assert_eq!(
+        server.get(INTENT.0, INTENT.1, "", "worker-2").unwrap()["spec"],
+        worker2["spec"]
+    );
+    assert_eq!(
+        server.get(INTENT.0, INTENT.1, "", "worker-1").unwrap()["spec"],
+        worker1["spec"]
+    );
+    let intent_writes = writes_to(&server, "/bgpnodeintents/");
+    assert!(
+        intent_writes.is_empty(),
+        "{:?}",
+        intent_writes
+            .iter()
+            .map(|w| (&w.method, &w.path))
+            .collect::<Vec<_>>()
+    );
+
+    // Another pass with the problem unchanged (an unrelated label) writes no status, no
+    // Event and no intent.
+    server.clear_writes();
+    let mut n = server.get("v1", "Node", "", "worker-2").unwrap();
+    n["metadata"]["labels"]["example.com/unrelated"] = json!("x");
+    server.put(n);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let persisted: Vec<String> = server
+        .writes()
+        .iter()
+        .filter(|w| w.persisted && !w.path.contains("/leases") && !w.path.ends_with("/nodes/worker-2"))
+        .map(|w| format!("{} {}", w.method, w.path))
+        .collect();
+    assert!(persisted.is_empty(), "{persisted:?}");
+
+    // Fixed, to another valid value: worker-2's intent is rewritten, the condition clears.
+    annotate(&server, "worker-2", "bgpintent.io/local-asn", "4200000002");
+    wait_until("worker-2 runs AS 4200000002", || {
+        server.get(INTENT.0, INTENT.1, "", "worker-2").unwrap()["spec"]["localASN"] == 4_200_000_002_i64
+    })
+    .await;
+    settle(&server).await;
+    assert_eq!(
+        condition(&server, "default", "NodeOverridesValid")["status"],
+        "True"
+    );
+    assert_eq!(
+        server.get(INTENT.0, INTENT.1, "", "worker-1").unwrap()["spec"],
+        worker1["spec"]
+    );
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn a_new_node_with_an_invalid_annotation_gets_no_intent_until_fixed() {
+    let server = cluster().await;
+    let controller = replica(&server, "a");
+    settle(&server).await;
+    let mut fresh = server.get("v1", "Node", "", "worker-3").unwrap();
+    fresh["metadata"] = json!({
+        "name": "worker-9",
+        "labels": {"bgp": "enabled"},
+        "annotations": {"bgpintent.io/peers": r#"[{"address": "192.0.2.9", "asn": 65009, "pasive": true}]"#},
+    });
+    fresh["status"]["addresses"] = json!([{"type": "InternalIP", "address": "198.51.100.9"}]);
+    server.put(fresh);
+    wait_until("NodeOverridesValid=False", || {
+        condition(&server, "default", "NodeOverridesValid")["status"] == "False"
+    })
+    .await;
+    settle(&server).await;
+    assert!(server.get(INTENT.0, INTENT.1, "", "worker-9").is_none());
+    assert!(
+        condition(&server, "default", "NodeOverridesValid")["message"]
+            .as_str()
+            .unwrap()
+            .contains(
+                "Node worker-9: metadata.annotations[bgpintent.io/peers][0].pasive: is an unknown field"
+            )
+    );
+    let events = events_about(&server, "Node", "worker-9", "InvalidAnnotation");
+    assert_eq!(events.len(), 1, "{events:?}");
+    let uid = server.get("v1", "Node", "", "worker-9").unwrap()["metadata"]["uid"].clone();
+    assert_eq!(events[0]["regarding"]["uid"], uid);
+
+    annotate(
+        &server,
+        "worker-9",
+        "bgpintent.io/peers",
+        r#"[{"address": "192.0.2.9", "asn": 65009, "passive": true}]"#,
+    );
+    wait_until("worker-9's intent", || {
+        server.get(INTENT.0, INTENT.1, "", "worker-9").is_some()
+    })
+    .await;
+    let intent = server.get(INTENT.0, INTENT.1, "", "worker-9").unwrap();
+    let peers: Vec<(&str, bool)> = intent["spec"]["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["address"].as_str().unwrap(), p["passive"].as_bool().unwrap()))
+        .collect();
+    assert!(peers.contains(&("192.0.2.9", true)), "{peers:?}");
+    assert!(peers.contains(&("192.0.2.1", false)), "{peers:?}");
+    controller.stop().await;
+}

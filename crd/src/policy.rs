@@ -240,7 +240,7 @@ pub struct BGPPolicyStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Accepted`, `Conflicted`, `Ready`, sorted by type.
+    /// `Accepted`, `Conflicted`, `NodeOverridesValid`, `Ready`, sorted by type.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "crate::schema::conditions")]
     pub conditions: Vec<Condition>,

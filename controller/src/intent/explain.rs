@@ -52,6 +52,28 @@ pub fn explain(snapshot: &Snapshot, res: &Resolution, node: &str, prefix: Prefix
         lines.push(format!("There is no Node named {node:?} in the input."));
         return verdict(false, lines);
     };
+    if let Some(invalid) = res
+        .held
+        .get(node)
+        .and_then(|p| res.policies.get(p))
+        .and_then(|p| p.invalid_overrides.get(node).map(|i| (p, i)))
+    {
+        let (policy, invalid) = invalid;
+        let errors: Vec<String> = invalid
+            .errors
+            .values()
+            .flatten()
+            .map(ToString::to_string)
+            .collect();
+        lines.push(format!(
+            "Node {node} is owned by BGPPolicy {}, but its override annotations are invalid ({}); the \
+             controller keeps the intent already written for this Node (if any) and computes nothing new \
+             until they are fixed.",
+            policy.name,
+            errors.join("; ")
+        ));
+        return verdict(false, lines);
+    }
     if let Some(policy) = res.held.get(node) {
         let errors = res
             .policies
@@ -100,6 +122,9 @@ pub fn explain(snapshot: &Snapshot, res: &Resolution, node: &str, prefix: Prefix
             others.join(", ")
         ));
     }
+    for o in &nr.report.overrides {
+        lines.push(format!("Node override: {o}."));
+    }
     let family = prefix.family();
     let has_family = nr.intent.next_hops.for_family(family).is_some();
     if !has_family {
@@ -112,16 +137,12 @@ pub fn explain(snapshot: &Snapshot, res: &Resolution, node: &str, prefix: Prefix
         for source in sources {
             lines.push(format!("Source: {source}{}", scope_note(res, source)));
         }
+        // The Node's AS-path prepend, if any, is one of the "Node override" lines above: it
+        // applies to every announcement of the Node, so it is not repeated per prefix.
         let attrs = intent.attributes.get(&prefix).cloned().unwrap_or_default();
         lines.push(format!("Sent with {}.", attributes::describe(&attrs)));
         for from in attributes::attribute_sources(res, policy_name, prefix) {
             lines.push(format!("  from {from}"));
-        }
-        if let Some(p) = intent.as_path_prepend {
-            lines.push(format!(
-                "AS path prepended with {} ×{}, as on every announcement of this Node.",
-                p.asn, p.repeat
-            ));
         }
         return verdict(true, lines);
     }

@@ -24,6 +24,7 @@ mod attributes;
 mod egress;
 pub mod explain;
 mod nodes;
+mod overrides;
 mod passwords;
 mod pods;
 mod report;
@@ -49,9 +50,12 @@ pub use attributes::{
 };
 pub use egress::{EGRESS_API_VERSION, Egress, EgressStatus};
 pub use nodes::ROUTER_ID_ANNOTATION;
+pub use overrides::{
+    AS_PATH_PREPEND_ANNOTATION, LOCAL_ASN_ANNOTATION, OVERRIDE_ANNOTATIONS, PEERS_ANNOTATION,
+};
 pub use passwords::PasswordBook;
 pub use pods::{ADVERTISE_LABEL, POD_SELECTOR, PodChange, PodKey, PodRoute, PodSkip, pod_route, pod_scope};
-pub use report::{NodeReport, PolicyReport, Problem, RouterIdCollision, RouterIdSource};
+pub use report::{InvalidOverrides, NodeReport, PolicyReport, Problem, RouterIdCollision, RouterIdSource};
 pub use services::{
     SERVICE_NAME_LABEL, Scope, ServiceKey, ServiceRoute, ServiceRoutes, local_nodes, service_routes,
     slices_by_service,
@@ -118,7 +122,8 @@ pub struct NodeResolution {
 pub struct Resolution {
     /// Nodes owned by a valid policy, by name.
     pub nodes: BTreeMap<String, NodeResolution>,
-    /// Nodes owned by an invalid policy → that policy: keep their current intent.
+    /// Nodes whose current intent is kept → their policy: the Nodes of an invalid policy,
+    /// and Nodes with invalid override annotations (`PolicyReport::invalid_overrides`).
     pub held: BTreeMap<String, String>,
     /// Router-ID annotations to add (Node → value); only for Nodes without one.
     pub router_id_annotations: BTreeMap<String, RouterId>,
@@ -179,9 +184,14 @@ pub fn resolve(snapshot: &Snapshot) -> Resolution {
         .filter_map(|n| owners.owner.get(&n.name).map(|&i| (n, &policies[i])))
         .filter(|(_, p)| p.is_valid())
         .collect();
+    // Their override annotations; a Node with an invalid one is held.
+    let node_overrides = overrides::read_all(&effective);
     let with_asn: Vec<(&NodeFacts, bgpintent_api::Asn)> = effective
         .iter()
-        .map(|(n, p)| (*n, p.settings.as_ref().expect("valid").local_asn))
+        .map(|(n, p)| {
+            let asn = p.settings.as_ref().expect("valid").local_asn;
+            (*n, node_overrides[&n.name].0.local_asn(asn))
+        })
         .collect();
     let (router_ids, collisions) = router_id::choose(&with_asn);
 
@@ -213,12 +223,15 @@ pub fn resolve(snapshot: &Snapshot) -> Resolution {
             report.service_ip_types = settings.advertisements.service_ip_types.clone();
             report.path_attributes = settings.path_attributes.clone();
             report.pods = settings.advertisements.pod;
-            report.unauthenticated_peers = settings
-                .peers
-                .keys()
-                .filter(|k| book.lookup(k).is_none())
-                .copied()
-                .collect();
+            report.unauthenticated_peers =
+                overrides::peers_in_use(settings, &report.effective, &node_overrides)
+                    .filter(|k| book.lookup(k).is_none())
+                    .collect();
+            report.invalid_overrides = overrides::invalid(&facts, &report.effective, &node_overrides);
+            for node in report.invalid_overrides.keys() {
+                report.held.insert(node.clone());
+                res.held.insert(node.clone(), policy.name.clone());
+            }
             report.router_id_collisions = collisions
                 .iter()
                 .filter(|c| c.nodes.iter().any(|n| report.effective.contains(n)))
@@ -235,6 +248,11 @@ pub fn resolve(snapshot: &Snapshot) -> Resolution {
 
     for (node, policy) in &effective {
         let settings = policy.settings.as_ref().expect("valid");
+        let (node_override, errors) = &node_overrides[&node.name];
+        if !errors.is_empty() {
+            continue; // held
+        }
+        let local_asn = node_override.local_asn(settings.local_asn);
         let chosen = &router_ids[&node.name];
         if chosen.write {
             res.router_id_annotations.insert(node.name.clone(), chosen.id);
@@ -248,8 +266,8 @@ pub fn resolve(snapshot: &Snapshot) -> Resolution {
                 ));
             }
         }
-        let peers = settings
-            .peers
+        let peers = node_override
+            .peers(&settings.peers)
             .iter()
             .map(|(key, peer)| {
                 let peer_family = Family::of(key.address);
@@ -305,7 +323,7 @@ pub fn resolve(snapshot: &Snapshot) -> Resolution {
                 generation: policy.generation,
             },
             router_id: chosen.id,
-            local_asn: settings.local_asn,
+            local_asn,
             listen_port: settings.listen_port,
             confederation: settings.confederation.clone(),
             next_hops: node.next_hops,
@@ -313,7 +331,7 @@ pub fn resolve(snapshot: &Snapshot) -> Resolution {
             prefixes,
             sets: BTreeSet::new(),
             attributes,
-            as_path_prepend: None,
+            as_path_prepend: node_override.as_path_prepend(local_asn),
         };
         res.nodes.insert(
             node.name.clone(),
@@ -322,6 +340,7 @@ pub fn resolve(snapshot: &Snapshot) -> Resolution {
                 intent,
                 report: NodeReport {
                     router_id_source: chosen.source,
+                    overrides: node_override.describe(&policy.name, settings.local_asn, &settings.peers),
                     notes,
                 },
             },

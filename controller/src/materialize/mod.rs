@@ -172,6 +172,13 @@ fn set_keys(res: &Resolution) -> BTreeSet<(String, Family)> {
             }
         }
     }
+    // A Node held for invalid override annotations keeps its written intent, which names
+    // its policy's sets: keep them even when no other Node of the policy needs them.
+    for report in res.policies.values().filter(|p| needs_sets(p)) {
+        for held in report.invalid_overrides.values() {
+            keys.extend(held.families.iter().map(|f| (report.name.clone(), *f)));
+        }
+    }
     keys
 }
 

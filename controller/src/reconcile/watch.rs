@@ -320,7 +320,10 @@ mod tests {
     };
 
     use super::*;
-    use crate::{fixtures::pod, intent::pod_route};
+    use crate::{
+        fixtures::pod,
+        intent::{OVERRIDE_ANNOTATIONS, ROUTER_ID_ANNOTATION, pod_route},
+    };
 
     #[test]
     fn a_trimmed_pod_keeps_what_the_engine_reads_and_nothing_else() {
@@ -372,5 +375,24 @@ mod tests {
             assert!(status.host_ip.is_none());
             assert!(status.conditions.iter().flatten().all(|c| c.type_ == "Ready"));
         }
+    }
+
+    #[test]
+    fn trimmed_nodes_keep_the_annotations_the_engine_reads() {
+        let mut node = crate::fixtures::node("n1")
+            .annotation(ROUTER_ID_ANNOTATION, "192.0.2.1")
+            .ipv4("192.0.2.1")
+            .build();
+        for a in OVERRIDE_ANNOTATIONS {
+            node.metadata
+                .annotations
+                .get_or_insert_default()
+                .insert(a.into(), "x".into());
+        }
+        node.metadata.managed_fields = Some(vec![ManagedFieldsEntry::default()]);
+        let before = node.metadata.annotations.clone();
+        trim_node(&mut node);
+        assert_eq!(node.metadata.annotations, before);
+        assert!(node.metadata.managed_fields.is_none_or(|m| m.is_empty()));
     }
 }

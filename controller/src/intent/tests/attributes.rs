@@ -543,17 +543,20 @@ fn explain_shows_what_a_prefix_is_sent_with_and_why() {
         why.contains("  from BGPPolicy p spec.pathAttributes: communities 64512:100; MED 50\n"),
         "{why}"
     );
-    // A prepend (set by the Node-annotation rules) is shown too.
-    let mut prepended = res.clone();
-    prepended.nodes.get_mut("n2").unwrap().intent.as_path_prepend = Some(bgpintent_api::AsPathPrepend {
-        asn: bgpintent_api::Asn::try_from(64512).unwrap(),
-        repeat: 3,
-    });
-    let why = explain::explain(&s, &prepended, "n2", p("10.96.0.10")).to_string();
+    // A prepend (from the Node's annotation) is shown once, as a Node override: it applies
+    // to every announcement of the Node, whatever the prefix.
+    let mut prepended = s.clone();
+    prepended.nodes[1]
+        .metadata
+        .annotations
+        .get_or_insert_default()
+        .insert(AS_PATH_PREPEND_ANNOTATION.into(), r#"{"repeat": 3}"#.into());
+    let why = explain::explain(&prepended, &resolve(&prepended), "n2", p("10.96.0.10")).to_string();
     assert!(
-        why.contains("AS path prepended with 64512 ×3, as on every announcement of this Node.\n"),
+        why.contains("Node override: AS path prepended with 64512 × 3 on every announcement"),
         "{why}"
     );
+    assert_eq!(why.matches("prepended").count(), 1, "{why}");
     let plain = Snapshot {
         policies: vec![all_types().pod().build()],
         ..s.clone()
