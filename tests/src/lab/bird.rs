@@ -29,6 +29,10 @@ pub struct BirdConfig {
     pub neighbors: Vec<Neighbor>,
     /// Static (blackhole) routes with BGP attributes, exported to neighbours with `export`.
     pub announcements: Vec<Announcement>,
+    /// `allow bgp_local_pref on` for every session: on eBGP sessions BIRD then keeps a
+    /// LOCAL_PREF it receives instead of replacing it with its default, so a LOCAL_PREF
+    /// sent where it must not be shows up. No effect on iBGP sessions.
+    pub allow_local_pref: bool,
     /// Log every BGP message and state change of the sessions (`debug { states, events,
     /// packets }`): shows "Got END-OF-RIB" and the like. Off for bulk routes.
     pub debug: bool,
@@ -41,6 +45,7 @@ impl BirdConfig {
             asn,
             neighbors: Vec::new(),
             announcements: Vec::new(),
+            allow_local_pref: false,
             debug: false,
         }
     }
@@ -87,8 +92,13 @@ impl BirdConfig {
             c,
             "template bgp labpeer {{\n  local as {};\n  hold time 90; keepalive time 30;\n  \
              connect delay time 1; connect retry time 5; error wait time 1, 10;\n  \
-             graceful restart on;{}\n}}",
+             graceful restart on;{}{}\n}}",
             self.asn,
+            if self.allow_local_pref {
+                "\n  allow bgp_local_pref on;"
+            } else {
+                ""
+            },
             if self.debug {
                 "\n  debug { states, events, packets };"
             } else {
@@ -237,6 +247,17 @@ impl Router for Bird {
         parse_bird(&self.birdc(&["show", "route", "table", table, "all"])?)
     }
 
+    fn session_generation(&self, neighbor: IpAddr) -> Result<String> {
+        // "spk4  BGP  ---  up  12:00:01.234  Established": the time of the last state change.
+        let name = self.protocol(neighbor)?;
+        let out = self.birdc(&["show", "protocols", name])?;
+        out.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .and_then(|l| l.split_whitespace().nth(4))
+            .map(str::to_owned)
+            .ok_or_else(|| LabError::new(format!("no `since` for {name} in {out:?}")))
+    }
+
     fn session_state(&self, neighbor: IpAddr) -> Result<SessionState> {
         let out = self.birdc(&["show", "protocols", "all", self.protocol(neighbor)?])?;
         let state = out
@@ -276,8 +297,10 @@ mod tests {
         );
         cfg.announcements
             .push(Announcement::new("203.0.113.64/26").med(7).community(64502, 1));
+        cfg.allow_local_pref = true;
         let text = cfg.render();
         for want in [
+            "allow bgp_local_pref on;",
             "neighbor 192.0.2.1 port 179 as 64500;",
             "password \"pw\";",
             "multihop 2;",
