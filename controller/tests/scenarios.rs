@@ -116,6 +116,7 @@ fn offline(server: &FakeApiServer) -> materialize::Materialized {
         services: typed(server, "v1", "Service"),
         endpoint_slices: typed(server, "discovery.k8s.io/v1", "EndpointSlice"),
         egresses: typed(server, "crd.antrea.io/v1beta1", "Egress"),
+        pods: typed(server, "v1", "Pod"),
         passwords: server
             .get("v1", "Secret", "bgp-intent", "bgp-passwords")
             .map(|s| serde_json::from_value(s).unwrap()),
@@ -412,5 +413,107 @@ async fn speaker_status_drives_policy_counts_and_ready() {
     let peers = &p["status"]["peers"];
     assert_eq!(peers["established"], peers["total"]);
     assert!(peers["total"].as_i64().unwrap() > 0);
+    controller.stop().await;
+}
+
+/// The prefixes of one source kind/name in an intent as the fake holds it.
+fn pod_prefixes(server: &FakeApiServer, node: &str, pod: &str) -> Vec<String> {
+    let Some(intent) = server.get(INTENT.0, INTENT.1, "", node) else {
+        return Vec::new();
+    };
+    intent["spec"]["prefixes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|g| g["source"]["kind"] == "Pod" && g["source"]["name"] == pod)
+        .flat_map(|g| g["prefixes"].as_array().cloned().unwrap_or_default())
+        .filter_map(|p| p.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Persisted writes other than Lease renewals and Events, as "METHOD path".
+fn object_writes(server: &FakeApiServer) -> Vec<String> {
+    let mut w: Vec<String> = server
+        .writes()
+        .into_iter()
+        .filter(|w| w.persisted && !w.path.contains("/leases") && !w.path.contains("/events"))
+        .map(|w| format!("{} {}", w.method, w.path))
+        .collect();
+    w.sort();
+    w
+}
+
+#[tokio::test]
+async fn a_local_pod_that_moves_rewrites_exactly_the_two_nodes_intents() {
+    let server = cluster().await;
+    let controller = replica(&server, "a");
+    settle(&server).await;
+    assert_eq!(
+        pod_prefixes(&server, "worker-1", "cache-0"),
+        ["198.51.100.21/32", "2001:db8:21::21/128"]
+    );
+    assert!(pod_prefixes(&server, "worker-2", "cache-0").is_empty());
+    server.clear_writes();
+    // A StatefulSet Pod is deleted and recreated under its name on another Node, keeping its
+    // IP from the pool.
+    let mut pod = server.get("v1", "Pod", "shop", "cache-0").unwrap();
+    assert!(server.delete("v1", "Pod", "shop", "cache-0"));
+    for field in ["uid", "resourceVersion", "deletionTimestamp", "creationTimestamp"] {
+        pod["metadata"].as_object_mut().unwrap().remove(field);
+    }
+    pod["spec"]["nodeName"] = json!("worker-2");
+    server.put(pod);
+    settle(&server).await;
+    // Whether the delete and the create land in one pass or two, each intent is written once.
+    assert_eq!(
+        object_writes(&server),
+        [
+            "PATCH /apis/bgpintent.io/v1alpha1/bgpnodeintents/worker-1",
+            "PATCH /apis/bgpintent.io/v1alpha1/bgpnodeintents/worker-2",
+        ]
+    );
+    assert!(pod_prefixes(&server, "worker-1", "cache-0").is_empty());
+    assert_eq!(
+        pod_prefixes(&server, "worker-2", "cache-0"),
+        ["198.51.100.21/32", "2001:db8:21::21/128"]
+    );
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn a_cluster_pod_ip_change_rewrites_one_set_and_a_removed_label_withdraws() {
+    let server = cluster().await;
+    let controller = replica(&server, "a");
+    settle(&server).await;
+    server.clear_writes();
+    let mut gw = server.get("v1", "Pod", "shop", "gateway-0").unwrap();
+    gw["status"]["podIP"] = json!("203.0.113.51");
+    gw["status"]["podIPs"] = json!([{"ip": "203.0.113.51"}, {"ip": "2001:db8:50::50"}]);
+    server.put(gw);
+    settle(&server).await;
+    let writes = object_writes(&server);
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    assert!(
+        writes[0].starts_with("PATCH /apis/bgpintent.io/v1alpha1/bgpadvertisementsets/default-ipv4-"),
+        "{writes:?}"
+    );
+    let sets = server.list(SET.0, SET.1).into_iter().map(|s| s.to_string()).collect::<String>();
+    assert!(sets.contains("203.0.113.51/32") && !sets.contains("203.0.113.50/32"));
+
+    // The label goes: the Pod leaves the controller's watch (a DELETED event for a
+    // label-selector watch) and its Node withdraws it.
+    server.clear_writes();
+    let mut cache = server.get("v1", "Pod", "shop", "cache-0").unwrap();
+    cache["metadata"]["labels"] = json!({"app": "cache"});
+    server.put(cache);
+    wait_until("cache-0 withdrawn", || {
+        pod_prefixes(&server, "worker-1", "cache-0").is_empty()
+    })
+    .await;
+    settle(&server).await;
+    assert_eq!(
+        object_writes(&server),
+        ["PATCH /apis/bgpintent.io/v1alpha1/bgpnodeintents/worker-1"]
+    );
     controller.stop().await;
 }

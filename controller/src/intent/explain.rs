@@ -10,7 +10,10 @@ use std::fmt;
 use bgpintent_api::{Family, Prefix, Source};
 use k8s_openapi::api::discovery::v1::Endpoint;
 
-use super::{Resolution, Scope, ServiceKey, Snapshot, nodes::NodeFacts, services::slices_by_service};
+use super::{
+    PodKey, Resolution, Scope, ServiceKey, Snapshot, nodes::NodeFacts, pod_route, pods::pod_ips,
+    services::slices_by_service,
+};
 
 /// The verdict and the reasoning, one step per line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +69,18 @@ pub fn explain(snapshot: &Snapshot, res: &Resolution, node: &str, prefix: Prefix
             "No BGPPolicy selects Node {node}: no nodeSelector matches its labels {:?}, so it has no intent.",
             facts.labels
         ));
+        for pod in pods_with(snapshot, prefix) {
+            if let Ok(route) = pod_route(pod, &mut Vec::new())
+                && route.scope == Scope::Local
+                && route.node == node
+            {
+                lines.push(format!(
+                    "{prefix} is the IP of Pod {} (advertise=local) on this Node: a local Pod is announced \
+                     only by its own Node, so it is announced nowhere.",
+                    PodKey::of(pod)
+                ));
+            }
+        }
         return verdict(false, lines);
     };
     let policy_name = &nr.intent.policy.name;
@@ -162,15 +177,76 @@ pub fn explain(snapshot: &Snapshot, res: &Resolution, node: &str, prefix: Prefix
             }
         }
     }
+    for pod in pods_with(snapshot, prefix) {
+        found = true;
+        let key = PodKey::of(pod);
+        let route = match pod_route(pod, &mut Vec::new()) {
+            Ok(route) => route,
+            Err(skip) => {
+                lines.push(format!(
+                    "{prefix} is the IP of Pod {key}, which is not announced: {skip}."
+                ));
+                continue;
+            }
+        };
+        let what = match route.scope {
+            Scope::Cluster => format!("{prefix} is the IP of Pod {key} (advertise=cluster)"),
+            Scope::Local => format!(
+                "{prefix} is the IP of Pod {key} (advertise=local, on Node {})",
+                route.node
+            ),
+        };
+        if !policy.pods {
+            lines.push(format!(
+                "{what}, but {policy_name} does not set advertisements.pod."
+            ));
+        } else if route.scope == Scope::Local && route.node != node {
+            let there = match res.nodes.get(&route.node) {
+                None => format!(
+                    "no valid policy owns Node {}, so the Pod is announced nowhere",
+                    route.node
+                ),
+                Some(nr) if !res.policies[&nr.intent.policy.name].pods => format!(
+                    "its owner {} does not set advertisements.pod, so the Pod is announced nowhere",
+                    nr.intent.policy.name
+                ),
+                Some(_) => format!("only Node {} announces it", route.node),
+            };
+            lines.push(format!(
+                "{what}: a local Pod is announced only by its own Node; {there}."
+            ));
+        } else if !has_family {
+            lines.push(format!(
+                "{what}; not announced for lack of a {family} next hop (above)."
+            ));
+        }
+    }
     if !found {
         lines.push(format!(
-            "No source: no Service IP of the advertised types, PodCIDR or Egress IP is {prefix}."
+            "No source: no Service IP of the advertised types, PodCIDR, Egress IP or Pod IP is {prefix}."
         ));
     }
     verdict(false, lines)
 }
 
+/// Pods (labelled or not) that have `prefix` as one of their IPs.
+fn pods_with(snapshot: &Snapshot, prefix: Prefix) -> impl Iterator<Item = &k8s_openapi::api::core::v1::Pod> {
+    snapshot.pods.iter().filter(move |pod| {
+        prefix.is_host()
+            && pod_ips(pod)
+                .iter()
+                .any(|(_, ip)| ip.parse::<std::net::IpAddr>().ok() == Some(prefix.addr()))
+    })
+}
+
 fn scope_note(res: &Resolution, source: &Source) -> String {
+    if let Source::Pod { namespace, name } = source {
+        return match res.pods.get(&PodKey::new(namespace, name)).map(|r| r.scope) {
+            Some(Scope::Local) => " — advertise=local: the Pod runs on this Node".to_owned(),
+            Some(Scope::Cluster) => " — advertise=cluster: announced by every Node of the policy".to_owned(),
+            None => String::new(),
+        };
+    }
     let Source::Service {
         namespace,
         name,

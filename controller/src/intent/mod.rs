@@ -3,14 +3,16 @@
 //! ```text
 //!  Snapshot ──resolve()──▶ Resolution ──materialize()──▶ objects to write
 //!  (policies, Nodes,        per-Node intents (node-local      BGPNodeIntent per Node
-//!   Services, slices,       prefixes), per-Service routes,    BGPAdvertisementSet shards
-//!   Egresses, Secret)       reports, annotations              Node annotation patches
+//!   Services, slices,       prefixes), per-Service and        BGPAdvertisementSet shards
+//!   Egresses, Pods,         per-Pod routes, reports,          Node annotation patches
+//!   Secret)                 annotations
 //! ```
 //!
 //! Everything here is pure: no client, clock or randomness. [`resolve`] recomputes from
 //! scratch; [`Resolution::set_service`] applies one Service change to an existing
 //! resolution with the same result (a property test checks they agree), so the controller
 //! can react to Service and EndpointSlice churn without recomputing 5,000 Nodes.
+//! [`Resolution::set_pod`] does the same for one labelled Pod (see the `pods` module).
 //!
 //! Prefixes announced by every Node of a policy (Cluster traffic policy) are held once, in
 //! [`Resolution::services`], not copied into each Node's intent; that is both the storage
@@ -22,6 +24,7 @@ mod egress;
 pub mod explain;
 mod nodes;
 mod passwords;
+mod pods;
 mod report;
 mod router_id;
 mod selection;
@@ -35,13 +38,17 @@ use std::{
 use bgpintent_api::{Family, NodeIntent, PeerIntent, PolicyRef, Prefix, RouterId, Source};
 use bgpintent_crd::BGPPolicy;
 use k8s_openapi::api::{
-    core::v1::{Node, Secret, Service},
+    core::v1::{Node, Pod, Secret, Service},
     discovery::v1::EndpointSlice,
 };
 
 pub use egress::{EGRESS_API_VERSION, Egress, EgressStatus};
 pub use nodes::ROUTER_ID_ANNOTATION;
 pub use passwords::PasswordBook;
+pub(crate) use pods::pod_groups;
+pub use pods::{
+    ADVERTISE_LABEL, POD_SELECTOR, PodChange, PodKey, PodRoute, PodSkip, pod_route, pod_scope,
+};
 pub use report::{NodeReport, PolicyReport, Problem, RouterIdCollision, RouterIdSource};
 pub use services::{
     SERVICE_NAME_LABEL, Scope, ServiceKey, ServiceRoute, ServiceRoutes, local_nodes, service_routes,
@@ -59,6 +66,9 @@ pub struct Snapshot {
     pub services: Vec<Service>,
     pub endpoint_slices: Vec<EndpointSlice>,
     pub egresses: Vec<Egress>,
+    /// Pods labelled `bgpintent.io/advertise` (the controller watches only those; offline,
+    /// unlabelled Pods are ignored).
+    pub pods: Vec<Pod>,
     /// The passwords Secret (`bgp-passwords` in the controller's namespace), if it exists.
     pub passwords: Option<Secret>,
     /// Node → `spec.policy.name` of the BGPNodeIntent currently written for it. Only used
@@ -76,6 +86,7 @@ impl fmt::Debug for Snapshot {
             .field("services", &self.services.len())
             .field("endpoint_slices", &self.endpoint_slices.len())
             .field("egresses", &self.egresses.len())
+            .field("pods", &self.pods.len())
             .field(
                 "passwords",
                 &self
@@ -94,7 +105,7 @@ pub struct NodeResolution {
     /// `metadata.uid` of the Node (owner of its BGPNodeIntent).
     pub uid: String,
     /// The intent with only node-specific prefixes (PodCIDRs, Egress IPs, Service IPs with
-    /// a Local traffic policy); `sets` is filled in by materialization. See
+    /// a Local traffic policy, `local` Pods); `sets` is filled in by materialization. See
     /// [`Resolution::logical_intent`] for the full list.
     pub intent: NodeIntent,
     pub report: NodeReport,
@@ -113,6 +124,8 @@ pub struct Resolution {
     pub policies: BTreeMap<String, PolicyReport>,
     /// Every Service's routes (policy-independent), by namespace/name.
     pub services: BTreeMap<ServiceKey, ServiceRoutes>,
+    /// Every announceable labelled Pod's route (policy-independent), by namespace/name.
+    pub pods: BTreeMap<PodKey, PodRoute>,
     /// Problems with individual objects (bad IPs, malformed Secret keys), sorted.
     pub problems: Vec<Problem>,
 }
@@ -183,6 +196,7 @@ pub fn resolve(snapshot: &Snapshot) -> Resolution {
             report.effective = owned.collect();
             let settings = policy.settings.as_ref().expect("valid");
             report.service_ip_types = settings.advertisements.service_ip_types.clone();
+            report.pods = settings.advertisements.pod;
             report.unauthenticated_peers = settings
                 .peers
                 .keys()
@@ -298,6 +312,11 @@ pub fn resolve(snapshot: &Snapshot) -> Resolution {
         let routes = service_routes(service, service_slices, &mut problems);
         res.set_service(key, Some(routes));
     }
+    for pod in &snapshot.pods {
+        if let Ok(route) = pod_route(pod, &mut problems) {
+            res.replace_pod(PodKey::of(pod), Some(route));
+        }
+    }
     problems.sort();
     problems.dedup();
     res.problems = problems;
@@ -409,8 +428,8 @@ impl Resolution {
         }
     }
 
-    /// Cluster-scope Service routes a policy announces from every Node it owns (of one
-    /// family, or both), with their sources.
+    /// Cluster-scope Service routes (and `cluster` Pods) a policy announces from every Node
+    /// it owns (of one family, or both), with their sources.
     pub fn shared_prefixes(
         &self,
         policy: &str,
@@ -433,6 +452,9 @@ impl Resolution {
                     });
                 }
             }
+        }
+        if report.pods {
+            self.add_shared_pods(family, &mut out);
         }
         out
     }

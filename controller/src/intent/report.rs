@@ -71,6 +71,9 @@ pub struct PolicyReport {
     pub unauthenticated_peers: Vec<PeerKey>,
     /// Service IP types this policy announces (empty when not accepted).
     pub service_ip_types: BTreeSet<ServiceIpType>,
+    /// `advertisements.pod` is set (false when not accepted): the owned Nodes announce their
+    /// PodCIDRs and the labelled Pods (see the `pods` module).
+    pub pods: bool,
 }
 
 /// Two or more Nodes of one ASN with the same BGP identifier.

@@ -60,11 +60,12 @@ impl std::fmt::Display for ServiceKey {
 }
 
 /// Whether a route is announced by every Node of a policy or only where an endpoint is.
+/// Also the scope of a labelled Pod (`bgpintent.io/advertise=cluster|local`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum Scope {
     /// Traffic policy `Cluster` (the default): every owned Node.
     Cluster,
-    /// Traffic policy `Local`: only Nodes with a usable local endpoint.
+    /// Traffic policy `Local`: only Nodes with a usable local endpoint (for a Pod: its Node).
     Local,
 }
 

@@ -1,7 +1,7 @@
 //! How many shards a policy's shared prefixes of one family get, and what goes in each.
 //!
-//! A Service lands in shard `fnv1a32(namespace/name) % count`, so a Service change rewrites
-//! exactly one shard. The count is chosen from the content's size with hysteresis: it is
+//! A Service (or a `cluster` Pod) lands in shard `fnv1a32(namespace/name) % count`, so a
+//! Service or Pod change rewrites exactly one shard per family. The count is chosen from the content's size with hysteresis: it is
 //! kept from the previous layout while every shard stays under [`SOFT_MAX_SET_BYTES`] and
 //! the average stays over [`MIN_AVG_SET_BYTES`]; otherwise it is recomputed so the average
 //! is [`TARGET_SET_BYTES`]. Changing the count rewrites every shard and every intent of the
@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use bgpintent_api::{Family, Prefix, ServiceIpType};
 use bgpintent_crd::{MAX_PREFIXES_PER_GROUP, common::PrefixGroup, convert::source_ref};
 
-use crate::intent::{Resolution, Scope, ServiceKey, ServiceRoutes};
+use crate::intent::{PolicyReport, Resolution, Scope, ServiceKey, ServiceRoutes, pod_groups};
 
 /// Bytes of prefix groups above which a shard forces a re-layout. With object overhead
 /// this keeps one rewritten set under 16 KiB.
@@ -64,19 +64,22 @@ pub(crate) fn groups_bytes(groups: &[PrefixGroup]) -> usize {
         .sum()
 }
 
-/// Per-Service (hash, bytes) of the shared content of one policy and family.
-pub(crate) fn sizes(
-    res: &Resolution,
-    types: &std::collections::BTreeSet<ServiceIpType>,
-    family: Family,
-) -> Vec<(u32, usize)> {
-    res.services
+/// Per-Service and per-Pod (hash, bytes) of the shared content of one policy and family.
+pub(crate) fn sizes(res: &Resolution, policy: &PolicyReport, family: Family) -> Vec<(u32, usize)> {
+    let types = &policy.service_ip_types;
+    let services = res.services.iter().filter_map(|(key, routes)| {
+        let bytes = groups_bytes(&service_groups(key, routes, types, family));
+        (bytes > 0).then_some((routes.shard_hash, bytes))
+    });
+    let pods = res
+        .pods
         .iter()
-        .filter_map(|(key, routes)| {
-            let bytes = groups_bytes(&service_groups(key, routes, types, family));
-            (bytes > 0).then_some((routes.shard_hash, bytes))
-        })
-        .collect()
+        .filter(|_| policy.pods)
+        .filter_map(|(key, route)| {
+            let group = pod_groups(key, route, family)?;
+            Some((route.shard_hash, groups_bytes(&[group])))
+        });
+    services.chain(pods).collect()
 }
 
 fn max_load(sizes: &[(u32, usize)], count: u32) -> usize {

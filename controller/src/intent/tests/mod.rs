@@ -1,6 +1,7 @@
 //! Table tests: one rule per test, built from readable fixtures. Selection, router IDs and
-//! passwords here; announcements in `routes`.
+//! passwords here; announcements in `routes` and `pods`.
 
+mod pods;
 mod routes;
 
 use std::collections::BTreeMap;
