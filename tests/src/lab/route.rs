@@ -31,7 +31,8 @@ pub struct Route {
     /// * BIRD attaches its `default bgp_local_pref` (100) to routes from eBGP peers and
     ///   ignores a received one there, unless the session has `allow bgp_local_pref`.
     /// * GoBGP shows exactly what arrived, over eBGP too (`None` = not received).
-    /// * FRR drops it on eBGP sessions (RFC 4271 §5.1.5) and then prints 0.
+    /// * FRR ignores it on eBGP sessions (RFC 4271 §5.1.5): `None`. But it sets 0 itself
+    ///   on a route carrying GRACEFUL_SHUTDOWN (RFC 8326), over eBGP too.
     pub local_pref: Option<u32>,
     /// Standard communities as (AS, value), in the router's order. Well-known ones are
     /// numeric too: BIRD and GoBGP's JSON print numbers, FRR's names are mapped back.
@@ -565,7 +566,8 @@ Table master6:
         let ebgp = two.iter().find(|r| !r.best).unwrap();
         assert_eq!(ibgp.from, Some("192.0.2.3".parse().unwrap()));
         assert_eq!(ibgp.local_pref, Some(777));
-        // Over eBGP FRR ignores LOCAL_PREF and prints 0.
+        // Over eBGP FRR ignores LOCAL_PREF, but this route carries graceful-shutdown, for
+        // which FRR sets LOCAL_PREF 0 (RFC 8326).
         assert_eq!(ebgp.from, Some("192.0.2.2".parse().unwrap()));
         assert_eq!(ebgp.local_pref, Some(0));
         for r in two {
