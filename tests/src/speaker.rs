@@ -49,6 +49,23 @@ pub fn binary() -> PathBuf {
         if release {
             cmd.arg("--release");
         }
+        // Not the variables cargo set for this test process: ring's build script tracks
+        // CARGO_MANIFEST_DIR, so inheriting it (= tests/) made this build and the next plain
+        // `cargo build` each rebuild ring and everything above it (~50 s apiece).
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            if key.starts_with("CARGO_PKG_")
+                || [
+                    "CARGO_MANIFEST_DIR",
+                    "CARGO_MANIFEST_PATH",
+                    "CARGO_CRATE_NAME",
+                    "CARGO_PRIMARY_PACKAGE",
+                ]
+                .contains(&key.as_ref())
+            {
+                cmd.env_remove(key.as_ref());
+            }
+        }
         let status = cmd.status().expect("run cargo build");
         assert!(status.success(), "building bgp-intent-speaker failed");
     });
