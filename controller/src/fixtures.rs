@@ -112,6 +112,7 @@ pub fn policy(name: &str) -> PolicyBuilder {
             confederation: None,
             advertisements: Advertisements::default(),
             bgp_peers: vec![],
+            path_attributes: None,
         },
     );
     p.metadata = meta(name);

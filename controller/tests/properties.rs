@@ -392,10 +392,10 @@ proptest! {
         let res = resolve(&s);
         let m = materialize(&res, &Layout::default());
         for (node, obj) in &m.intents {
-            let mut got = parse_prefix_groups("spec.prefixes", &obj.spec.prefixes).unwrap();
+            let mut got = parse_prefix_groups("spec.prefixes", &obj.spec.prefixes).unwrap().prefixes;
             for set in &obj.spec.sets {
                 let set = &m.sets[set];
-                for (p, src) in parse_prefix_groups("spec.prefixes", &set.spec.prefixes).unwrap() {
+                for (p, src) in parse_prefix_groups("spec.prefixes", &set.spec.prefixes).unwrap().prefixes {
                     got.entry(p).or_default().extend(src);
                 }
             }

@@ -251,6 +251,7 @@ fn split_groups(groups: Vec<PrefixGroup>) -> Vec<PrefixGroup> {
                 .map(|c| PrefixGroup {
                     source: g.source.clone(),
                     prefixes: c.to_vec(),
+                    attributes: g.attributes.clone(),
                 })
                 .collect::<Vec<_>>()
         })

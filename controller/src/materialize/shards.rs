@@ -50,6 +50,7 @@ pub(crate) fn service_groups(
             out.push(PrefixGroup {
                 source: source.clone(),
                 prefixes: chunk.iter().map(Prefix::to_string).collect(),
+                attributes: None,
             });
         }
     }
