@@ -363,5 +363,6 @@ pub(crate) fn pod_groups(key: &PodKey, route: &PodRoute, family: Family) -> Opti
     (!prefixes.is_empty()).then(|| PrefixGroup {
         source: source_ref(&key.source()),
         prefixes,
+        attributes: None,
     })
 }
