@@ -12,14 +12,17 @@
 //! The routers originate nothing in these labs, so every BGP route they show is one the
 //! speaker sent, and the tests compare whole tables: a stray route fails too.
 
-use std::{collections::BTreeMap, net::IpAddr, time::Instant};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::IpAddr,
+    time::{Duration, Instant},
+};
 
-use bgpintent_api::{AsPathPrepend, Asn, Family, NodeIntent, PathAttributes, Prefix};
+use bgpintent_api::{AsPathPrepend, Asn, Family, NodeIntent, PathAttributes, Prefix, SessionState};
 use bgpintent_controller::{
     fixtures,
     intent::{Snapshot, resolve},
 };
-use bgpintent_crd::BGPNodeIntentStatus;
 use bgpintent_tests::{
     interop::{ROUTER_NODES, ROUTES, Routers, UP, is_established, peer_routers, took, wait_established},
     lab::{
@@ -417,15 +420,22 @@ fn local_asn_override_is_the_as_the_routers_see() {
         .collect();
 
     let refused_by_all = |spk: &Speaker, what: &str, stale_allowed: bool| {
-        // Each peer must be seen refused at least once; the reason of a peer can change
-        // between polls (a router's own connection attempt fails the same way, but a
-        // collision may be reported in between).
-        let mut refused = std::collections::BTreeSet::new();
+        // Each peer must be seen refused at least once. A refusal shows only until the
+        // next attempt fails otherwise (BIRD refuses connections during its error wait),
+        // so the speaker's status is polled every 100 ms; the routers (a dozen CLI calls)
+        // are checked about once a second and at the end.
+        let mut refused = BTreeSet::new();
+        let mut routers_checked = Instant::now();
         wait_until(what, UP, || {
             let Some(status) = spk.status() else {
                 return Ok(None);
             };
-            check_nothing_up(&lab, &routers, &status, &peers, spk, stale_allowed);
+            let up: Vec<&IpAddr> = peers.iter().filter(|p| is_established(&status, **p)).collect();
+            assert!(
+                up.is_empty(),
+                "speaker Established with {up:?}\n{}",
+                spk.log_tail(40)
+            );
             for p in &status.peers {
                 if p.last_down_reason
                     .as_deref()
@@ -434,7 +444,12 @@ fn local_asn_override_is_the_as_the_routers_see() {
                     refused.insert(p.address.clone());
                 }
             }
-            Ok((refused.len() == peers.len()).then_some(()))
+            let done = refused.len() == peers.len();
+            if done || routers_checked.elapsed() > Duration::from_secs(1) {
+                check_routers_refuse(&lab, &routers, stale_allowed);
+                routers_checked = Instant::now();
+            }
+            Ok(done.then_some(()))
         })
         .unwrap_or_else(|e| panic!("{e}; refused so far: {refused:?}\n{}", spk.log_tail(40)));
     };
@@ -475,6 +490,9 @@ fn local_asn_override_is_the_as_the_routers_see() {
                 .unwrap_or_else(|e| panic!("{e}\n{}", spk.log_tail(40)));
         }
     }
+    // The status lags the sessions by up to one 250 ms tick.
+    spk.wait_status("no session Established", UP, |s| s.established == 0)
+        .unwrap_or_else(|e| panic!("{e}"));
     refused_by_all(&spk, "every router to refuse AS 64500 again", true);
     let stale: Vec<&str> = routers
         .all()
@@ -490,29 +508,14 @@ fn local_asn_override_is_the_as_the_routers_see() {
     took("te-asn", start);
 }
 
-/// While the speaker offers an AS the routers refuse: no session Established on either
-/// side, no route at any router (but stale ones, if `stale_allowed`).
-fn check_nothing_up(
-    lab: &Lab,
-    routers: &Routers,
-    status: &BGPNodeIntentStatus,
-    peers: &[IpAddr],
-    spk: &Speaker,
-    stale_allowed: bool,
-) {
-    let up: Vec<&IpAddr> = peers.iter().filter(|p| is_established(status, **p)).collect();
-    assert!(
-        up.is_empty(),
-        "speaker Established with {up:?}\n{}",
-        spk.log_tail(40)
-    );
+/// While the speaker offers an AS the routers refuse: no router has a session Established
+/// with it, nor a route (but stale ones, if `stale_allowed`).
+fn check_routers_refuse(lab: &Lab, routers: &Routers, stale_allowed: bool) {
     for router in routers.all() {
         for address in [lab.v4(SPEAKER), lab.v6(SPEAKER)] {
             let state = router.session_state(address);
             assert!(
-                !state
-                    .as_ref()
-                    .is_ok_and(|s| *s == bgpintent_api::SessionState::Established),
+                !state.as_ref().is_ok_and(|s| *s == SessionState::Established),
                 "{} Established with {address}",
                 router.name()
             );
