@@ -166,8 +166,8 @@ fn prefix(p: &str) -> Prefix {
     p.parse().unwrap()
 }
 
-/// Per family, the table a router should show for `intent`'s prefixes: `view(prefix,
-/// attributes)` says what it shows for each.
+/// Per family, the table a router should show for `intent`'s prefixes: `view(attributes)`
+/// says what it shows for a prefix sent with them.
 fn expected(
     intent: &NodeIntent,
     family: Family,
@@ -251,7 +251,7 @@ fn communities_large_communities_and_med_per_prefix_and_changed_live() {
     }
     spk.write_intent(&intent).unwrap();
     check_all(&intent, &spk);
-    step("te-attributes", start, "routers show the intent");
+    step("te-attributes", start, "attributes changed");
     assert_eq!(
         sessions(&lab, &routers, &spk),
         before,
@@ -317,7 +317,7 @@ fn local_pref_reaches_the_ibgp_router_only() {
     }
     spk.write_intent(&intent).unwrap();
     check_all(&intent, &spk);
-    step("te-local-pref", start, "routers show the intent");
+    step("te-local-pref", start, "LOCAL_PREF changed");
     assert_eq!(
         sessions(&lab, &routers, &spk),
         before,
