@@ -71,7 +71,8 @@ fn main() {
     let mut local_bytes = 0usize;
     let mut local_max_bytes = 0usize;
     let mut relayouts = 0;
-    let (mut pod_time, mut pod_moves, mut pod_bytes, mut pod_max_bytes) = (Duration::ZERO, 0usize, 0usize, 0usize);
+    let (mut pod_time, mut pod_moves, mut pod_bytes, mut pod_max_bytes) =
+        (Duration::ZERO, 0usize, 0usize, 0usize);
     let mut moved_slices: BTreeMap<ServiceKey, k8s_openapi::api::discovery::v1::EndpointSlice> =
         BTreeMap::new();
     for r in 0..rounds {
@@ -206,7 +207,10 @@ fn main() {
         pod_bytes as f64 / pod_moves.max(1) as f64,
         pod_max_bytes
     );
-    println!("re-layouts during {} changes: {relayouts}", 2 * rounds + pod_moves);
+    println!(
+        "re-layouts during {} changes: {relayouts}",
+        2 * rounds + pod_moves
+    );
     println!(
         "naive full recompute + materialize + diff: {:.1} ms ({} objects differ)",
         naive.as_secs_f64() * 1e3,

@@ -374,7 +374,12 @@ impl PodBuilder {
     }
     /// The `Ready` condition's status (`"True"`, `"False"`, `"Unknown"`).
     pub fn ready(mut self, status: &str) -> Self {
-        let conditions = self.0.status.get_or_insert_default().conditions.get_or_insert_default();
+        let conditions = self
+            .0
+            .status
+            .get_or_insert_default()
+            .conditions
+            .get_or_insert_default();
         conditions.retain(|c| c.type_ != "Ready");
         conditions.push(PodCondition {
             type_: "Ready".into(),

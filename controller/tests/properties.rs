@@ -59,15 +59,20 @@ struct PodGen {
 }
 
 fn pod_gen() -> impl Strategy<Value = PodGen> {
-    (0usize..7, 0u8..3, prop::bool::weighted(0.8), any::<bool>(), any::<bool>()).prop_map(
-        |(node, scope, ready, v4, v6)| PodGen {
+    (
+        0usize..7,
+        0u8..3,
+        prop::bool::weighted(0.8),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(node, scope, ready, v4, v6)| PodGen {
             node,
             scope,
             ready,
             v4: v4 || !v6,
             v6,
-        },
-    )
+        })
 }
 
 /// Pod `pod-i`; its IPs depend on `i % 3`, so Pods share IPs on purpose (and `variant`

@@ -223,9 +223,7 @@ async fn labelled_pods_are_listed_and_watched_cluster_wide_with_the_label_select
         "list: {list}"
     );
     assert!(
-        watch.contains(selector)
-            && watch.contains("watch=true")
-            && watch.contains("resourceVersion=7"),
+        watch.contains(selector) && watch.contains("watch=true") && watch.contains("resourceVersion=7"),
         "watch: {watch}"
     );
     // Cluster-wide: no namespace in the path, and no field selector narrowing it.

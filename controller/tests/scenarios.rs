@@ -497,7 +497,11 @@ async fn a_cluster_pod_ip_change_rewrites_one_set_and_a_removed_label_withdraws(
         writes[0].starts_with("PATCH /apis/bgpintent.io/v1alpha1/bgpadvertisementsets/default-ipv4-"),
         "{writes:?}"
     );
-    let sets = server.list(SET.0, SET.1).into_iter().map(|s| s.to_string()).collect::<String>();
+    let sets = server
+        .list(SET.0, SET.1)
+        .into_iter()
+        .map(|s| s.to_string())
+        .collect::<String>();
     assert!(sets.contains("203.0.113.51/32") && !sets.contains("203.0.113.50/32"));
 
     // The label goes: the Pod leaves the controller's watch (a DELETED event for a

@@ -46,9 +46,7 @@ pub use egress::{EGRESS_API_VERSION, Egress, EgressStatus};
 pub use nodes::ROUTER_ID_ANNOTATION;
 pub use passwords::PasswordBook;
 pub(crate) use pods::pod_groups;
-pub use pods::{
-    ADVERTISE_LABEL, POD_SELECTOR, PodChange, PodKey, PodRoute, PodSkip, pod_route, pod_scope,
-};
+pub use pods::{ADVERTISE_LABEL, POD_SELECTOR, PodChange, PodKey, PodRoute, PodSkip, pod_route, pod_scope};
 pub use report::{NodeReport, PolicyReport, Problem, RouterIdCollision, RouterIdSource};
 pub use services::{
     SERVICE_NAME_LABEL, Scope, ServiceKey, ServiceRoute, ServiceRoutes, local_nodes, service_routes,

@@ -118,9 +118,9 @@ impl fmt::Display for PodSkip {
                 f,
                 "its {ADVERTISE_LABEL} label is {v:?}, not \"cluster\" or \"local\""
             ),
-            PodSkip::HostNetwork => f.write_str(
-                "it uses hostNetwork, so its IP is its Node's (announce the Node, not the Pod)",
-            ),
+            PodSkip::HostNetwork => {
+                f.write_str("it uses hostNetwork, so its IP is its Node's (announce the Node, not the Pod)")
+            }
             PodSkip::Terminating => f.write_str("it is being deleted (deletionTimestamp is set)"),
             PodSkip::NotRunning(phase) => write!(
                 f,
@@ -187,9 +187,7 @@ pub fn pod_route(pod: &Pod, problems: &mut Vec<Problem>) -> Result<PodRoute, Pod
         problems.push(Problem::new(
             &object,
             "spec.hostNetwork",
-            format!(
-                "labelled {ADVERTISE_LABEL} but uses hostNetwork: its IP is its Node's; not announced"
-            ),
+            format!("labelled {ADVERTISE_LABEL} but uses hostNetwork: its IP is its Node's; not announced"),
         ));
         return Err(PodSkip::HostNetwork);
     }
@@ -307,10 +305,7 @@ impl Resolution {
         let Some(nr) = self.nodes.get_mut(&route.node) else {
             return;
         };
-        let announces = self
-            .policies
-            .get(&nr.intent.policy.name)
-            .is_some_and(|p| p.pods);
+        let announces = self.policies.get(&nr.intent.policy.name).is_some_and(|p| p.pods);
         if !announces {
             return;
         }
@@ -334,7 +329,11 @@ impl Resolution {
 
     /// Adds the `cluster` Pod prefixes (of one family, or both) to `out`. The caller checks
     /// that the policy advertises Pods.
-    pub(super) fn add_shared_pods(&self, family: Option<Family>, out: &mut BTreeMap<Prefix, BTreeSet<Source>>) {
+    pub(super) fn add_shared_pods(
+        &self,
+        family: Option<Family>,
+        out: &mut BTreeMap<Prefix, BTreeSet<Source>>,
+    ) {
         for (key, route) in &self.pods {
             if route.scope != Scope::Cluster {
                 continue;

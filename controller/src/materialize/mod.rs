@@ -4,8 +4,8 @@
 //! Pure, like the engine. Storage decisions live here and only here:
 //!
 //! * a Node's intent holds its node-specific prefixes (PodCIDRs, Egress IPs, Local-policy
-//!   Service IPs, `local` Pods) and the names of the sets of its policy, one list per family it has a
-//!   next hop for — so the union of an intent and its sets is exactly
+//!   Service IPs, `local` Pods) and the names of the sets of its policy, one list per family
+//!   it has a next hop for — so the union of an intent and its sets is exactly
 //!   [`Resolution::logical_intent`];
 //! * Cluster-policy Service IPs and `cluster` Pod IPs go once into the sets, sharded by
 //!   Service or Pod (see [`shards`]), so one Service or Pod change rewrites one set of at

@@ -1,12 +1,13 @@
 //! How many shards a policy's shared prefixes of one family get, and what goes in each.
 //!
 //! A Service (or a `cluster` Pod) lands in shard `fnv1a32(namespace/name) % count`, so a
-//! Service or Pod change rewrites exactly one shard per family. The count is chosen from the content's size with hysteresis: it is
-//! kept from the previous layout while every shard stays under [`SOFT_MAX_SET_BYTES`] and
-//! the average stays over [`MIN_AVG_SET_BYTES`]; otherwise it is recomputed so the average
-//! is [`TARGET_SET_BYTES`]. Changing the count rewrites every shard and every intent of the
-//! policy (new set names), so it must be rare: the 2 KiB–15 KiB band means a policy has to
-//! roughly halve or double its shared content before that happens.
+//! Service or Pod change rewrites exactly one shard per family. The count is chosen from the
+//! content's size with hysteresis: it is kept from the previous layout while every shard
+//! stays under [`SOFT_MAX_SET_BYTES`] and the average stays over [`MIN_AVG_SET_BYTES`];
+//! otherwise it is recomputed so the average is [`TARGET_SET_BYTES`]. Changing the count
+//! rewrites every shard and every intent of the policy (new set names), so it must be rare:
+//! the 2 KiB–15 KiB band means a policy has to roughly halve or double its shared content
+//! before that happens.
 
 use std::collections::BTreeMap;
 

@@ -27,7 +27,7 @@ use bgpintent_crd::{BGPAdvertisementSet, BGPNodeIntent};
 use kube::{Client, ResourceExt, runtime::events::Reporter};
 use tokio::sync::{Notify, watch as channel};
 
-pub use watch::{Stores, egress_resource, pod_watch_config, start as start_informers};
+pub use watch::{Stores, egress_resource, start as start_informers};
 pub use write::{FIELD_MANAGER, Writer};
 
 use crate::{

@@ -325,16 +325,27 @@ mod tests {
     #[test]
     fn a_trimmed_pod_keeps_what_the_engine_reads_and_nothing_else() {
         for p in [
-            pod("ns", "a", "local").on("n1").ips(&["198.51.100.1", "2001:db8::1"]),
-            pod("ns", "a", "cluster").on("n1").ips(&["198.51.100.1"]).ready("False"),
-            pod("ns", "a", "local").on("n1").ips(&["198.51.100.1"]).terminating(),
+            pod("ns", "a", "local")
+                .on("n1")
+                .ips(&["198.51.100.1", "2001:db8::1"]),
+            pod("ns", "a", "cluster")
+                .on("n1")
+                .ips(&["198.51.100.1"])
+                .ready("False"),
+            pod("ns", "a", "local")
+                .on("n1")
+                .ips(&["198.51.100.1"])
+                .terminating(),
             pod("ns", "a", "local").on("n1").host_network().ips(&["10.0.0.1"]),
         ] {
             let mut p = p.build();
             p.metadata.resource_version = Some("42".into());
             p.metadata.managed_fields = Some(vec![ManagedFieldsEntry::default()]);
             p.metadata.annotations = Some([("big".to_owned(), "x".repeat(1000))].into());
-            p.metadata.labels.get_or_insert_default().insert("app".into(), "db".into());
+            p.metadata
+                .labels
+                .get_or_insert_default()
+                .insert("app".into(), "db".into());
             p.spec.get_or_insert_default().containers = vec![Container {
                 name: "c".into(),
                 image: Some("registry.example/c:1".into()),

@@ -302,10 +302,7 @@ fn watch(
         |kind: &str, object: &Value| Bytes::from(format!("{}\n", json!({"type": kind, "object": object})));
     // The backlog is already filtered: the initial list by the selectors, history events by
     // `as_seen_by`.
-    let first: Vec<Bytes> = backlog
-        .iter()
-        .map(|(kind, object)| line(kind, object))
-        .collect();
+    let first: Vec<Bytes> = backlog.iter().map(|(kind, object)| line(kind, object)).collect();
     let mut stopped = shared.stopped.subscribe();
     let deadline = tokio::time::sleep(Duration::from_secs(timeout));
     let live = async_stream(move |tx| async move {

@@ -89,7 +89,9 @@ async fn field_selector_watch_sees_only_its_own_object() {
 async fn label_selector_watch_sees_objects_enter_and_leave_the_selection() {
     let server = FakeApiServer::start().await;
     let pod = |name: &str, label: Option<&str>| {
-        let labels = label.map(|v| json!({"bgpintent.io/advertise": v})).unwrap_or(json!({}));
+        let labels = label
+            .map(|v| json!({"bgpintent.io/advertise": v}))
+            .unwrap_or(json!({}));
         json!({"apiVersion": "v1", "kind": "Pod",
                "metadata": {"name": name, "namespace": "ns", "labels": labels},
                "spec": {"containers": []}})
