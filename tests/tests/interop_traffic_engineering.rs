@@ -396,6 +396,12 @@ fn as_path_prepend_reaches_the_routers_and_goes_away_live() {
 ///    negotiated FRR applies graceful restart to it (RFC 8538 §3) and keeps the routes
 ///    for its restart time (120 s in the lab), although the AS they carry is no longer
 ///    the Node's.
+///
+/// About 18 s, most of it in steps 2 and 3: after refusing the speaker, BIRD (error wait)
+/// and GoBGP (idle hold) accept its next TCP connection but send no OPEN for a while, and
+/// the speaker gives up on such a connection only after its 5 s connect timeout, reported
+/// as "no answer (MD5 or TTL mismatch?)". A 1 s connect timeout made it slower (~32 s):
+/// more attempts, more errors, longer router backoffs.
 #[test]
 fn local_asn_override_is_the_as_the_routers_see() {
     if !require("te-asn", ROUTER_PROGRAMS) {
