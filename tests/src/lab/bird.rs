@@ -29,10 +29,6 @@ pub struct BirdConfig {
     pub neighbors: Vec<Neighbor>,
     /// Static (blackhole) routes with BGP attributes, exported to neighbours with `export`.
     pub announcements: Vec<Announcement>,
-    /// `allow bgp_local_pref on` for every session: on eBGP sessions BIRD then keeps a
-    /// LOCAL_PREF it receives instead of replacing it with its default, so a LOCAL_PREF
-    /// sent where it must not be shows up. No effect on iBGP sessions.
-    pub allow_local_pref: bool,
     /// Log every BGP message and state change of the sessions (`debug { states, events,
     /// packets }`): shows "Got END-OF-RIB" and the like. Off for bulk routes.
     pub debug: bool,
@@ -45,7 +41,6 @@ impl BirdConfig {
             asn,
             neighbors: Vec::new(),
             announcements: Vec::new(),
-            allow_local_pref: false,
             debug: false,
         }
     }
@@ -92,13 +87,8 @@ impl BirdConfig {
             c,
             "template bgp labpeer {{\n  local as {};\n  hold time 90; keepalive time 30;\n  \
              connect delay time 1; connect retry time 5; error wait time 1, 10;\n  \
-             graceful restart on;{}{}\n}}",
+             graceful restart on;{}\n}}",
             self.asn,
-            if self.allow_local_pref {
-                "\n  allow bgp_local_pref on;"
-            } else {
-                ""
-            },
             if self.debug {
                 "\n  debug { states, events, packets };"
             } else {
@@ -297,10 +287,8 @@ mod tests {
         );
         cfg.announcements
             .push(Announcement::new("203.0.113.64/26").med(7).community(64502, 1));
-        cfg.allow_local_pref = true;
         let text = cfg.render();
         for want in [
-            "allow bgp_local_pref on;",
             "neighbor 192.0.2.1 port 179 as 64500;",
             "password \"pw\";",
             "multihop 2;",
