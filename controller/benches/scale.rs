@@ -17,7 +17,7 @@ use std::{
 use bgpintent_controller::{
     fixtures::*,
     intent::{PodKey, ServiceKey, pod_route, resolve, service_routes, slices_by_service},
-    materialize::{Layout, diff, materialize},
+    materialize::{Layout, Materialized, Touched, diff, materialize},
 };
 
 fn env(name: &str, default: usize) -> usize {
@@ -31,6 +31,13 @@ fn vm_hwm_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Bytes of the objects one incremental change rewrote.
+fn touched_bytes(mat: &Materialized, touched: &Touched) -> usize {
+    let sets = touched.sets.iter().map(|n| mat.sets[n].bytes);
+    let intents = touched.intents.iter().map(|n| mat.intents[n].bytes);
+    sets.chain(intents).sum()
 }
 
 fn main() {
@@ -90,12 +97,7 @@ fn main() {
         let touched = mat.apply_service_change(&res, &change);
         cluster_time += t.elapsed();
         relayouts += usize::from(touched.relayout);
-        let bytes: usize = touched.sets.iter().map(|n| mat.sets[n].bytes).sum::<usize>()
-            + touched
-                .intents
-                .iter()
-                .map(|n| mat.intents[n].bytes)
-                .sum::<usize>();
+        let bytes = touched_bytes(&mat, &touched);
         cluster_bytes += bytes;
         cluster_max_bytes = cluster_max_bytes.max(bytes);
 
@@ -114,12 +116,7 @@ fn main() {
         let touched = mat.apply_service_change(&res, &change);
         local_time += t.elapsed();
         relayouts += usize::from(touched.relayout);
-        let bytes: usize = touched.sets.iter().map(|n| mat.sets[n].bytes).sum::<usize>()
-            + touched
-                .intents
-                .iter()
-                .map(|n| mat.intents[n].bytes)
-                .sum::<usize>();
+        let bytes = touched_bytes(&mat, &touched);
         local_bytes += bytes;
         local_max_bytes = local_max_bytes.max(bytes);
         moved_slices.insert(key, sl);
@@ -137,12 +134,7 @@ fn main() {
             pod_time += t.elapsed();
             pod_moves += 1;
             relayouts += usize::from(touched.relayout);
-            let bytes: usize = touched.sets.iter().map(|n| mat.sets[n].bytes).sum::<usize>()
-                + touched
-                    .intents
-                    .iter()
-                    .map(|n| mat.intents[n].bytes)
-                    .sum::<usize>();
+            let bytes = touched_bytes(&mat, &touched);
             pod_bytes += bytes;
             pod_max_bytes = pod_max_bytes.max(bytes);
         }

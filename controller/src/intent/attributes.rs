@@ -33,7 +33,7 @@ use bgpintent_api::{Community, FieldError, LargeCommunity, PathAttributes, Prefi
 use bgpintent_crd::MAX_COMMUNITIES;
 use k8s_openapi::api::core::v1::Service;
 
-use super::{Problem, Resolution, Scope, ServiceChange, ServiceKey, ServiceRoutes};
+use super::{Problem, Resolution, Scope, ServiceChange, ServiceKey, ServiceRoutes, update_set};
 
 /// Communities added to every announced IP of the Service: comma-separated,
 /// `<0-65535>:<0-65535>` or well-known names.
@@ -204,15 +204,10 @@ impl Resolution {
             .flat_map(|r| r.routes.iter().map(|r| r.prefix))
             .collect();
         for r in old.iter().flat_map(|r| r.routes.iter()) {
-            if let Some(keys) = self.service_ips.get_mut(&r.prefix) {
-                keys.remove(key);
-                if keys.is_empty() {
-                    self.service_ips.remove(&r.prefix);
-                }
-            }
+            update_set(&mut self.service_ips, r.prefix, key.clone(), false);
         }
         for r in new.iter().flat_map(|r| r.routes.iter()) {
-            self.service_ips.entry(r.prefix).or_default().insert(key.clone());
+            update_set(&mut self.service_ips, r.prefix, key.clone(), true);
         }
         let cluster_families = |r: Option<&ServiceRoutes>| {
             r.into_iter()
@@ -315,17 +310,7 @@ impl Resolution {
                 .get(&prefix)
                 .is_some_and(|sources| sources.iter().any(|s| !matches!(s, Source::Service { .. })))
         });
-        if other {
-            self.other_local
-                .entry(prefix)
-                .or_default()
-                .insert(node.to_owned());
-        } else if let Some(nodes) = self.other_local.get_mut(&prefix) {
-            nodes.remove(node);
-            if nodes.is_empty() {
-                self.other_local.remove(&prefix);
-            }
-        }
+        update_set(&mut self.other_local, prefix, node.to_owned(), other);
         self.refresh_attributes(node, prefix);
     }
 

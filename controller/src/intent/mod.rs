@@ -392,6 +392,21 @@ fn egress_index(egresses: &[Egress], problems: &mut Vec<Problem>) -> BTreeMap<St
     out
 }
 
+/// Adds `item` to the set of `key`, or removes it (dropping a set left empty): the
+/// upkeep of every prefix → set map of the engine (a Node's prefixes and their sources,
+/// and the indexes of Services, `cluster` Pods and Nodes by IP), shared so the Service
+/// and Pod incremental paths keep them in one way.
+pub(crate) fn update_set<K: Ord, V: Ord>(map: &mut BTreeMap<K, BTreeSet<V>>, key: K, item: V, add: bool) {
+    if add {
+        map.entry(key).or_default().insert(item);
+    } else if let Some(set) = map.get_mut(&key) {
+        set.remove(&item);
+        if set.is_empty() {
+            map.remove(&key);
+        }
+    }
+}
+
 impl Resolution {
     /// Replaces (or, with `None`, removes) one Service's routes and updates the Nodes they
     /// touch. `resolve` is built on this, so applying a change here gives exactly what a
@@ -459,15 +474,7 @@ impl Resolution {
                 if !announces {
                     continue;
                 }
-                let prefixes = &mut nr.intent.prefixes;
-                if add {
-                    prefixes.entry(route.prefix).or_default().insert(source.clone());
-                } else if let Some(sources) = prefixes.get_mut(&route.prefix) {
-                    sources.remove(&source);
-                    if sources.is_empty() {
-                        prefixes.remove(&route.prefix);
-                    }
-                }
+                update_set(&mut nr.intent.prefixes, route.prefix, source.clone(), add);
                 touched.insert(node.clone());
             }
         }

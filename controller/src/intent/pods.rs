@@ -27,7 +27,7 @@ use bgpintent_api::{Family, Prefix, Source, fnv1a32};
 use k8s_openapi::api::core::v1::Pod;
 use serde::Serialize;
 
-use super::{Resolution, Scope, report::Problem};
+use super::{Resolution, Scope, report::Problem, update_set};
 
 /// The label that opts a Pod in; its value is the scope (`cluster` or `local`).
 pub const ADVERTISE_LABEL: &str = "bgpintent.io/advertise";
@@ -297,17 +297,7 @@ impl Resolution {
             return;
         }
         for prefix in &route.prefixes {
-            if add {
-                self.cluster_pod_ips
-                    .entry(*prefix)
-                    .or_default()
-                    .insert(key.clone());
-            } else if let Some(keys) = self.cluster_pod_ips.get_mut(prefix) {
-                keys.remove(key);
-                if keys.is_empty() {
-                    self.cluster_pod_ips.remove(prefix);
-                }
-            }
+            update_set(&mut self.cluster_pod_ips, *prefix, key.clone(), add);
         }
     }
 
@@ -337,15 +327,7 @@ impl Resolution {
             if nr.intent.next_hops.for_family(prefix.family()).is_none() {
                 continue;
             }
-            let prefixes = &mut nr.intent.prefixes;
-            if add {
-                prefixes.entry(*prefix).or_default().insert(source.clone());
-            } else if let Some(sources) = prefixes.get_mut(prefix) {
-                sources.remove(&source);
-                if sources.is_empty() {
-                    prefixes.remove(prefix);
-                }
-            }
+            update_set(&mut nr.intent.prefixes, *prefix, source.clone(), add);
             changed.push(*prefix);
         }
         if !changed.is_empty() {
