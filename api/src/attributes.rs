@@ -14,7 +14,7 @@ use std::{collections::BTreeSet, fmt, str::FromStr};
 
 use serde::{Deserialize, Serialize};
 
-use crate::Asn;
+use crate::{Asn, FieldError};
 
 /// A standard community: 16-bit AS, 16-bit value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -33,6 +33,25 @@ impl Community {
         ("no-export-subconfed", 0xFFFF_FF03),
         ("no-peer", 0xFFFF_FF04),
     ];
+}
+
+impl Community {
+    /// The rule a community's text follows, phrased for "field: rule" messages (the CRD
+    /// schema's CEL message says the same).
+    pub fn rule() -> String {
+        let names: Vec<&str> = Self::WELL_KNOWN.iter().map(|(n, _)| *n).collect();
+        format!(
+            "must be <0-65535>:<0-65535> or a well-known community ({})",
+            names.join(", ")
+        )
+    }
+
+    /// Parses `value`, naming `field` in the error.
+    pub fn from_field(field: &str, value: &str) -> Result<Self, FieldError> {
+        value
+            .parse()
+            .map_err(|_| FieldError::new(field, Self::rule()).with_value(format!("{value:?}")))
+    }
 }
 
 impl FromStr for Community {
@@ -70,6 +89,18 @@ pub struct LargeCommunity {
     pub global: u32,
     pub local1: u32,
     pub local2: u32,
+}
+
+impl LargeCommunity {
+    /// The rule a large community's text follows.
+    pub const RULE: &'static str = "must be <uint32>:<uint32>:<uint32>";
+
+    /// Parses `value`, naming `field` in the error.
+    pub fn from_field(field: &str, value: &str) -> Result<Self, FieldError> {
+        value
+            .parse()
+            .map_err(|_| FieldError::new(field, Self::RULE).with_value(format!("{value:?}")))
+    }
 }
 
 impl FromStr for LargeCommunity {
@@ -169,6 +200,23 @@ mod tests {
             let err = bad.parse::<Community>().unwrap_err();
             assert!(err.contains("not a community"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn field_errors_name_the_field_and_the_rule() {
+        let e = Community::from_field("x.communities[1]", "65536:1").unwrap_err();
+        assert_eq!(e.field, "x.communities[1]");
+        assert!(
+            e.to_string()
+                .contains("must be <0-65535>:<0-65535> or a well-known community (graceful-shutdown, ")
+        );
+        assert!(e.to_string().ends_with("(got \"65536:1\")"), "{e}");
+        let e = LargeCommunity::from_field("y", "1:2").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "y: must be <uint32>:<uint32>:<uint32> (got \"1:2\")"
+        );
+        assert_eq!(Community::from_field("z", "no-export").unwrap().0, 0xFFFF_FF01);
     }
 
     #[test]

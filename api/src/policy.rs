@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Asn, Confederation, FieldError, PeerIntent, PeerKey, ServiceIpType};
+use crate::{Asn, Confederation, FieldError, PathAttributes, PeerIntent, PeerKey, ServiceIpType};
 
 /// What a policy announces.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -23,6 +23,9 @@ pub struct PolicySettings {
     pub confederation: Option<Confederation>,
     pub advertisements: Advertisements,
     pub peers: BTreeMap<PeerKey, PeerIntent>,
+    /// `spec.pathAttributes`: attributes of every prefix the policy announces, after those
+    /// of more specific sources (Services) in [`PathAttributes::merge`].
+    pub path_attributes: PathAttributes,
     /// Fields that are valid but that bgp-intent does not act on (for example `bfd`); the
     /// controller reports them on the policy instead of failing it.
     pub ignored: Vec<FieldError>,

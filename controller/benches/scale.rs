@@ -16,8 +16,8 @@ use std::{
 
 use bgpintent_controller::{
     fixtures::*,
-    intent::{ServiceKey, resolve, service_routes, slices_by_service},
-    materialize::{Layout, diff, materialize},
+    intent::{PodKey, ServiceKey, pod_route, resolve, service_routes, slices_by_service},
+    materialize::{Layout, Materialized, Touched, diff, materialize},
 };
 
 fn env(name: &str, default: usize) -> usize {
@@ -31,6 +31,13 @@ fn vm_hwm_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Bytes of the objects one incremental change rewrote.
+fn touched_bytes(mat: &Materialized, touched: &Touched) -> usize {
+    let sets = touched.sets.iter().map(|n| mat.sets[n].bytes);
+    let intents = touched.intents.iter().map(|n| mat.intents[n].bytes);
+    sets.chain(intents).sum()
 }
 
 fn main() {
@@ -71,6 +78,8 @@ fn main() {
     let mut local_bytes = 0usize;
     let mut local_max_bytes = 0usize;
     let mut relayouts = 0;
+    let (mut pod_time, mut pod_moves, mut pod_bytes, mut pod_max_bytes) =
+        (Duration::ZERO, 0usize, 0usize, 0usize);
     let mut moved_slices: BTreeMap<ServiceKey, k8s_openapi::api::discovery::v1::EndpointSlice> =
         BTreeMap::new();
     for r in 0..rounds {
@@ -88,12 +97,7 @@ fn main() {
         let touched = mat.apply_service_change(&res, &change);
         cluster_time += t.elapsed();
         relayouts += usize::from(touched.relayout);
-        let bytes: usize = touched.sets.iter().map(|n| mat.sets[n].bytes).sum::<usize>()
-            + touched
-                .intents
-                .iter()
-                .map(|n| mat.intents[n].bytes)
-                .sum::<usize>();
+        let bytes = touched_bytes(&mat, &touched);
         cluster_bytes += bytes;
         cluster_max_bytes = cluster_max_bytes.max(bytes);
 
@@ -112,15 +116,28 @@ fn main() {
         let touched = mat.apply_service_change(&res, &change);
         local_time += t.elapsed();
         relayouts += usize::from(touched.relayout);
-        let bytes: usize = touched.sets.iter().map(|n| mat.sets[n].bytes).sum::<usize>()
-            + touched
-                .intents
-                .iter()
-                .map(|n| mat.intents[n].bytes)
-                .sum::<usize>();
+        let bytes = touched_bytes(&mat, &touched);
         local_bytes += bytes;
         local_max_bytes = local_max_bytes.max(bytes);
         moved_slices.insert(key, sl);
+
+        // (c) A `local` Pod is recreated on another Node (odd Pods are local).
+        let locals = snap.pods.len() / 2;
+        if locals > 0 {
+            let k = 2 * ((r * 13) % locals) + 1;
+            let mut p = snap.pods[k].clone();
+            p.spec.as_mut().unwrap().node_name = Some(format!("node-{}", rng.next(nodes)));
+            let t = Instant::now();
+            let route = pod_route(&p, &mut Vec::new()).ok();
+            let change = res.set_pod(PodKey::of(&p), route);
+            let touched = mat.apply_pod_change(&res, &change);
+            pod_time += t.elapsed();
+            pod_moves += 1;
+            relayouts += usize::from(touched.relayout);
+            let bytes = touched_bytes(&mat, &touched);
+            pod_bytes += bytes;
+            pod_max_bytes = pod_max_bytes.max(bytes);
+        }
     }
 
     // The naive path for comparison: full recompute + materialize + diff for one change.
@@ -140,8 +157,9 @@ fn main() {
         .collect();
     let mib = |kib: u64| kib as f64 / 1024.0;
     println!(
-        "cluster: {nodes} Nodes, {services} Services, {} endpoints",
-        services * per_service
+        "cluster: {nodes} Nodes, {services} Services, {} endpoints, {} labelled Pods",
+        services * per_service,
+        snap.pods.len()
     );
     println!(
         "objects: {} BGPNodeIntents, {} BGPAdvertisementSets ({})",
@@ -175,7 +193,16 @@ fn main() {
         local_bytes as f64 / rounds as f64,
         local_max_bytes
     );
-    println!("re-layouts during {} changes: {relayouts}", 2 * rounds);
+    println!(
+        "one local Pod move (incremental):         {:>7.3} ms mean, rewrites {:.0} bytes mean, {} max",
+        pod_time.as_secs_f64() * 1e3 / pod_moves.max(1) as f64,
+        pod_bytes as f64 / pod_moves.max(1) as f64,
+        pod_max_bytes
+    );
+    println!(
+        "re-layouts during {} changes: {relayouts}",
+        2 * rounds + pod_moves
+    );
     println!(
         "naive full recompute + materialize + diff: {:.1} ms ({} objects differ)",
         naive.as_secs_f64() * 1e3,

@@ -67,6 +67,7 @@ async fn measure(nodes: usize) {
         &snap.endpoint_slices,
     );
     put_all(&server, "crd.antrea.io/v1beta1", "Egress", &snap.egresses);
+    put_all(&server, "v1", "Pod", &snap.pods);
     let mut secret = serde_json::to_value(snap.passwords.as_ref().unwrap()).unwrap();
     secret["metadata"]["namespace"] = json!("kube-system");
     server.put(secret);

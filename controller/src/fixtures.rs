@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use bgpintent_crd::{
     BGPPolicy, BGPPolicySpec,
+    common::PathAttributesSpec,
     policy::{
         Advertisements, BGPPeer, EgressAdvertisement, PodAdvertisement, ServiceAdvertisement, ServiceIpType,
     },
@@ -19,8 +20,8 @@ use k8s_openapi::{
     ByteString,
     api::{
         core::v1::{
-            LoadBalancerIngress, LoadBalancerStatus, Node, NodeAddress, NodeSpec, NodeStatus, Secret,
-            Service, ServiceSpec, ServiceStatus,
+            LoadBalancerIngress, LoadBalancerStatus, Node, NodeAddress, NodeSpec, NodeStatus, Pod,
+            PodCondition, PodIP, PodSpec, PodStatus, Secret, Service, ServiceSpec, ServiceStatus,
         },
         discovery::v1::{Endpoint, EndpointConditions, EndpointSlice},
     },
@@ -112,6 +113,7 @@ pub fn policy(name: &str) -> PolicyBuilder {
             confederation: None,
             advertisements: Advertisements::default(),
             bgp_peers: vec![],
+            path_attributes: None,
         },
     );
     p.metadata = meta(name);
@@ -178,6 +180,29 @@ impl PolicyBuilder {
         self.0.spec.bgp_peers.push(BGPPeer::new(address, asn));
         self
     }
+    fn path_attributes(&mut self) -> &mut PathAttributesSpec {
+        self.0.spec.path_attributes.get_or_insert_default()
+    }
+    /// `pathAttributes.communities`.
+    pub fn communities(mut self, communities: &[&str]) -> Self {
+        self.path_attributes().communities = communities.iter().map(|c| c.to_string()).collect();
+        self
+    }
+    /// `pathAttributes.largeCommunities`.
+    pub fn large_communities(mut self, communities: &[&str]) -> Self {
+        self.path_attributes().large_communities = communities.iter().map(|c| c.to_string()).collect();
+        self
+    }
+    /// `pathAttributes.localPref`.
+    pub fn local_pref(mut self, value: i64) -> Self {
+        self.path_attributes().local_pref = Some(value);
+        self
+    }
+    /// `pathAttributes.med`.
+    pub fn med(mut self, value: i64) -> Self {
+        self.path_attributes().med = Some(value);
+        self
+    }
     pub fn build(self) -> BGPPolicy {
         self.0
     }
@@ -203,6 +228,14 @@ pub fn service(namespace: &str, name: &str) -> ServiceBuilder {
 impl ServiceBuilder {
     fn spec(&mut self) -> &mut ServiceSpec {
         self.0.spec.get_or_insert_default()
+    }
+    pub fn annotation(mut self, k: &str, v: &str) -> Self {
+        self.0
+            .metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(k.into(), v.into());
+        self
     }
     /// `spec.clusterIPs` (and `spec.clusterIP` = the first).
     pub fn cluster_ips(mut self, ips: &[&str]) -> Self {
@@ -325,6 +358,83 @@ impl SliceBuilder {
     }
 }
 
+/// A Pod under construction: labelled `bgpintent.io/advertise=<scope>`, Running, Ready, on
+/// no Node and without IPs until [`PodBuilder::on`] and [`PodBuilder::ips`] say otherwise.
+#[derive(Debug, Clone)]
+pub struct PodBuilder(Pod);
+
+/// A healthy labelled Pod; `scope` is the label value (`cluster`, `local`, or anything else
+/// to test how other values are treated).
+pub fn pod(namespace: &str, name: &str, scope: &str) -> PodBuilder {
+    let mut metadata = meta(name);
+    metadata.namespace = Some(namespace.into());
+    metadata.labels = Some(BTreeMap::from([(
+        crate::intent::ADVERTISE_LABEL.to_owned(),
+        scope.to_owned(),
+    )]));
+    PodBuilder(Pod {
+        metadata,
+        spec: Some(PodSpec::default()),
+        status: Some(PodStatus {
+            phase: Some("Running".into()),
+            conditions: Some(vec![PodCondition {
+                type_: "Ready".into(),
+                status: "True".into(),
+                ..PodCondition::default()
+            }]),
+            ..PodStatus::default()
+        }),
+    })
+}
+
+impl PodBuilder {
+    /// `spec.nodeName`.
+    pub fn on(mut self, node: &str) -> Self {
+        self.0.spec.get_or_insert_default().node_name = Some(node.into());
+        self
+    }
+    /// `status.podIPs` (and `status.podIP` = the first), as the kubelet writes them.
+    pub fn ips(mut self, ips: &[&str]) -> Self {
+        let status = self.0.status.get_or_insert_default();
+        status.pod_ip = ips.first().map(|s| s.to_string());
+        status.pod_ips = Some(ips.iter().map(|ip| PodIP { ip: ip.to_string() }).collect());
+        self
+    }
+    pub fn phase(mut self, phase: &str) -> Self {
+        self.0.status.get_or_insert_default().phase = Some(phase.into());
+        self
+    }
+    /// The `Ready` condition's status (`"True"`, `"False"`, `"Unknown"`).
+    pub fn ready(mut self, status: &str) -> Self {
+        let conditions = self
+            .0
+            .status
+            .get_or_insert_default()
+            .conditions
+            .get_or_insert_default();
+        conditions.retain(|c| c.type_ != "Ready");
+        conditions.push(PodCondition {
+            type_: "Ready".into(),
+            status: status.into(),
+            ..PodCondition::default()
+        });
+        self
+    }
+    pub fn host_network(mut self) -> Self {
+        self.0.spec.get_or_insert_default().host_network = Some(true);
+        self
+    }
+    /// Sets `metadata.deletionTimestamp`, as a graceful delete does.
+    pub fn terminating(mut self) -> Self {
+        let t = Timestamp::from_second(1_767_225_600).expect("in range");
+        self.0.metadata.deletion_timestamp = Some(Time(t));
+        self
+    }
+    pub fn build(self) -> Pod {
+        self.0
+    }
+}
+
 /// A passwords Secret with `data` entries.
 pub fn secret(name: &str, uid: &str, data: &[(&str, &str)]) -> Secret {
     Secret {
@@ -397,10 +507,28 @@ pub fn make_service(
     (b.build(), s.build())
 }
 
+/// Labelled Pod `pod-i` on `node`: every other one `cluster`, the rest `local`; a third
+/// dual-stack. IPs from 100.64.0.0/10 and fd00:64::/64, outside the synthetic podCIDRs.
+pub fn make_pod(i: usize, node: &str) -> Pod {
+    let scope = if i.is_multiple_of(2) { "cluster" } else { "local" };
+    let v4 = format!("100.{}.{}.{}", 64 + ((i >> 16) & 63), (i >> 8) & 255, i & 255);
+    let v6 = format!("fd00:64::{i:x}");
+    let ips: Vec<&str> = if i.is_multiple_of(3) {
+        vec![&v4, &v6]
+    } else {
+        vec![&v4]
+    };
+    pod(&format!("ns-{}", i % 100), &format!("pod-{i}"), scope)
+        .on(node)
+        .ips(&ips)
+        .build()
+}
+
 /// A synthetic cluster for benchmarks: `nodes` dual-stack Nodes labelled `bgp=on`, two
 /// policies (one announcing every Service IP type, Pod CIDRs and Egress IPs to two peers;
 /// one selecting a rack and conflicting), `services` Services with `endpoints` endpoints in
-/// all (see [`make_service`]), 100 Egresses. Deterministic: same input, same cluster.
+/// all (see [`make_service`]), 100 Egresses, and one labelled Pod per 10 Nodes (see
+/// [`make_pod`]). Deterministic: same input, same cluster.
 pub fn synthetic_cluster(nodes: usize, services: usize, endpoints: usize) -> crate::intent::Snapshot {
     use crate::intent::Snapshot;
     let per_service = (endpoints / services.max(1)).max(1);
@@ -436,6 +564,9 @@ pub fn synthetic_cluster(nodes: usize, services: usize, endpoints: usize) -> cra
         let (svc, sl) = make_service(i, nodes, per_service, &mut rng);
         snap.services.push(svc);
         snap.endpoint_slices.push(sl);
+    }
+    for i in 0..nodes / 10 {
+        snap.pods.push(make_pod(i, &format!("node-{}", rng.next(nodes))));
     }
     for i in 0..100 {
         snap.egresses.push(Egress::assigned(

@@ -17,9 +17,19 @@ use crate::intent::PolicyReport;
 const MAX_MESSAGE: usize = 1024;
 
 fn condition(type_: &str, ok: bool, reason: &str, message: String, generation: i64) -> Condition {
+    condition_with(
+        type_,
+        if ok { "True" } else { "False" },
+        reason,
+        message,
+        generation,
+    )
+}
+
+fn condition_with(type_: &str, status: &str, reason: &str, message: String, generation: i64) -> Condition {
     Condition {
         type_: type_.to_owned(),
-        status: if ok { "True" } else { "False" }.to_owned(),
+        status: status.to_owned(),
         reason: reason.to_owned(),
         message: bounded(message),
         observed_generation: Some(generation),
@@ -60,6 +70,13 @@ pub fn policy_status(
     let mut peers = PeerCounts::default();
     let mut down = Vec::new();
     let mut stale = Vec::new();
+    // An owned Node without an intent (not written yet, or held for invalid annotations
+    // before it ever had one) has no sessions: not Ready.
+    for node in &report.effective {
+        if !intents.iter().any(|i| i.metadata.name.as_ref() == Some(node)) {
+            stale.push(format!("{node}: no BGPNodeIntent of this policy"));
+        }
+    }
     for intent in intents {
         let name = intent.metadata.name.clone().unwrap_or_default();
         peers.total += i32::try_from(intent.spec.peers.len()).unwrap_or(i32::MAX);
@@ -178,7 +195,8 @@ pub fn policy_status(
         )
     };
 
-    let mut conditions = vec![accepted, conflicted, ready];
+    let overrides = node_overrides_condition(report);
+    let mut conditions = vec![accepted, conflicted, overrides, ready];
     conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
     for c in &mut conditions {
         let before = previous.and_then(|p| p.conditions.iter().find(|o| o.type_ == c.type_));
@@ -194,6 +212,49 @@ pub fn policy_status(
         effective_nodes: i32::try_from(report.effective.len()).unwrap_or(i32::MAX),
         peers,
     }
+}
+
+/// `NodeOverridesValid`: False while any owned Node has an invalid override annotation,
+/// naming each Node, annotation and rule; Unknown when the policy itself is not accepted
+/// (its Nodes are held whatever their annotations say).
+fn node_overrides_condition(report: &PolicyReport) -> Condition {
+    let generation = report.generation;
+    if !report.accepted {
+        return condition_with(
+            types::NODE_OVERRIDES_VALID,
+            "Unknown",
+            reasons::NOT_ACCEPTED,
+            "the spec is not accepted; Node annotations are not evaluated".into(),
+            generation,
+        );
+    }
+    if report.invalid_overrides.is_empty() {
+        return condition(
+            types::NODE_OVERRIDES_VALID,
+            true,
+            reasons::VALID,
+            "the override annotations of every owned Node are valid".into(),
+            generation,
+        );
+    }
+    let problems = report.invalid_overrides.iter().flat_map(|(node, invalid)| {
+        invalid
+            .errors
+            .values()
+            .flatten()
+            .map(move |e| format!("Node {node}: {e}"))
+    });
+    condition(
+        types::NODE_OVERRIDES_VALID,
+        false,
+        reasons::INVALID_NODE_ANNOTATION,
+        format!(
+            "{} Node(s) keep their last valid intent until fixed: {}",
+            report.invalid_overrides.len(),
+            list(problems)
+        ),
+        generation,
+    )
 }
 
 #[cfg(test)]
@@ -259,7 +320,11 @@ mod tests {
             }
         );
         let types: Vec<&str> = s.conditions.iter().map(|c| c.type_.as_str()).collect();
-        assert_eq!(types, ["Accepted", "Conflicted", "Ready"], "sorted");
+        assert_eq!(
+            types,
+            ["Accepted", "Conflicted", "NodeOverridesValid", "Ready"],
+            "sorted"
+        );
         assert_eq!(
             (get(&s, "Ready").status.as_str(), get(&s, "Ready").reason.as_str()),
             ("True", "AllSessionsEstablished")
@@ -333,6 +398,84 @@ mod tests {
         let changed = policy_status(&report(), &[&down], Some(&same), t(3));
         assert_eq!(get(&changed, "Ready").last_transition_time, t(3));
         assert_eq!(get(&changed, "Accepted").last_transition_time, t(1));
+    }
+
+    fn invalid_overrides(node: &str, annotation: &str, field: &str, rule: &str) -> PolicyReport {
+        let mut r = report();
+        r.effective.insert(node.to_owned());
+        r.held.insert(node.to_owned());
+        r.invalid_overrides.insert(
+            node.to_owned(),
+            crate::intent::InvalidOverrides {
+                uid: format!("uid-{node}"),
+                families: Default::default(),
+                errors: [(
+                    annotation.to_owned(),
+                    vec![FieldError::new(field, rule).with_value(0)],
+                )]
+                .into(),
+            },
+        );
+        r
+    }
+
+    #[test]
+    fn node_overrides_valid_when_no_node_has_a_bad_annotation() {
+        let i = intent(&[true], 2);
+        let s = policy_status(&report(), &[&i], None, t(1));
+        let c = get(&s, "NodeOverridesValid");
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "Valid"));
+    }
+
+    #[test]
+    fn an_invalid_node_annotation_names_node_annotation_and_rule() {
+        let r = invalid_overrides(
+            "n2",
+            "bgpintent.io/local-asn",
+            "metadata.annotations[bgpintent.io/local-asn]",
+            "must be an AS number",
+        );
+        let i = intent(&[true], 2);
+        let s = policy_status(&r, &[&i], None, t(1));
+        let c = get(&s, "NodeOverridesValid");
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "InvalidNodeAnnotation")
+        );
+        assert_eq!(
+            c.message,
+            "1 Node(s) keep their last valid intent until fixed: Node n2: \
+             metadata.annotations[bgpintent.io/local-asn]: must be an AS number (got 0)"
+        );
+        // The policy is still accepted; the held Node (no intent here) is not Ready.
+        assert_eq!(get(&s, "Accepted").status, "True");
+        let ready = get(&s, "Ready");
+        assert_eq!(ready.status, "False");
+        assert!(
+            ready.message.contains("n2: no BGPNodeIntent of this policy"),
+            "{}",
+            ready.message
+        );
+        // Stable: the same report gives the same status, so nothing is rewritten.
+        let again = policy_status(&r, &[&i], Some(&s), t(2));
+        assert_eq!(again, s);
+        // Fixed: True again, with a new transition time.
+        let fixed = policy_status(&report(), &[&i], Some(&s), t(3));
+        let c = get(&fixed, "NodeOverridesValid");
+        assert_eq!(
+            (c.status.as_str(), c.last_transition_time.clone()),
+            ("True", t(3))
+        );
+    }
+
+    #[test]
+    fn node_overrides_are_unknown_for_a_policy_that_is_not_accepted() {
+        let mut r = report();
+        r.accepted = false;
+        r.errors = vec![FieldError::new("spec.localASN", "must not be 0")];
+        let s = policy_status(&r, &[], None, t(1));
+        let c = get(&s, "NodeOverridesValid");
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("Unknown", "NotAccepted"));
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! Properties of the engine over random small clusters: order independence, idempotence,
 //! every prefix has a source, no intent for an unselected Node, no password byte anywhere,
-//! the incremental path equals a full recompute, and intent + sets equals the logical list.
+//! the incremental path (one Service, one Pod) equals a full recompute, and intent + sets
+//! equals the logical list (prefixes and their path attributes, which every group holding a
+//! prefix agrees on).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use bgpintent_controller::{
     cli::render_yaml,
     fixtures::*,
-    intent::{ServiceKey, Snapshot, resolve, service_routes, slices_by_service},
+    intent::{PodKey, ServiceKey, Snapshot, pod_route, resolve, service_routes, slices_by_service},
     materialize::{Layout, diff, materialize},
 };
 use bgpintent_crd::convert::parse_prefix_groups;
@@ -33,6 +35,8 @@ struct PolicyGen {
     egress: bool,
     invalid: bool,
     peers: u8,
+    /// `pathAttributes`: communities and a MED.
+    attrs: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -45,6 +49,68 @@ struct ServiceGen {
     headless: bool,
     /// (node index, condition index, family v6)
     endpoints: Vec<(usize, u8, bool)>,
+    /// Which `bgpintent.io/*` annotations (see `ANNOTATIONS`).
+    annotations: u8,
+}
+
+/// Annotation sets a generated Service may carry; the last one is invalid.
+const ANNOTATIONS: [&[(&str, &str)]; 5] = [
+    &[],
+    &[("bgpintent.io/communities", "64512:1, no-export")],
+    &[("bgpintent.io/med", "10"), ("bgpintent.io/local-pref", "300")],
+    &[
+        ("bgpintent.io/communities", "64512:2"),
+        ("bgpintent.io/large-communities", "64512:0:2"),
+        ("bgpintent.io/med", "20"),
+    ],
+    &[("bgpintent.io/communities", "64512:3"), ("bgpintent.io/med", "x")],
+];
+
+/// A labelled Pod: node index, scope (0 cluster, 1 local, 2 another value), Ready, families.
+#[derive(Debug, Clone)]
+struct PodGen {
+    node: usize,
+    scope: u8,
+    ready: bool,
+    v4: bool,
+    v6: bool,
+}
+
+fn pod_gen() -> impl Strategy<Value = PodGen> {
+    (
+        0usize..7,
+        0u8..3,
+        prop::bool::weighted(0.8),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(node, scope, ready, v4, v6)| PodGen {
+            node,
+            scope,
+            ready,
+            v4: v4 || !v6,
+            v6,
+        })
+}
+
+/// Pod `pod-i`; its IPs depend on `i % 3`, so Pods share IPs on purpose (and `variant`
+/// gives a changed Pod other IPs).
+fn build_pod(i: usize, g: &PodGen, nodes: usize, variant: usize) -> k8s_openapi::api::core::v1::Pod {
+    let scope = ["cluster", "local", "elsewhere"][g.scope as usize];
+    let mut ips = Vec::new();
+    let n = i % 3 + 10 * variant;
+    if g.v4 {
+        ips.push(format!("198.51.100.{}", n + 1));
+    }
+    if g.v6 {
+        ips.push(format!("2001:db8:244::{:x}", n + 1));
+    }
+    let ips: Vec<&str> = ips.iter().map(String::as_str).collect();
+    pod("ns", &format!("pod-{i}"), scope)
+        .on(&format!("n{}", g.node % nodes.max(1)))
+        .ips(&ips)
+        .ready(if g.ready { "True" } else { "False" })
+        .build()
 }
 
 fn node_gen() -> impl Strategy<Value = NodeGen> {
@@ -68,9 +134,10 @@ fn policy_gen() -> impl Strategy<Value = PolicyGen> {
         any::<bool>(),
         prop::bool::weighted(0.2),
         0u8..3,
+        any::<bool>(),
     )
         .prop_map(
-            |(created, by_zone, types, pod, egress, invalid, peers)| PolicyGen {
+            |(created, by_zone, types, pod, egress, invalid, peers, attrs)| PolicyGen {
                 created,
                 by_zone,
                 types,
@@ -78,6 +145,7 @@ fn policy_gen() -> impl Strategy<Value = PolicyGen> {
                 egress,
                 invalid,
                 peers,
+                attrs,
             },
         )
 }
@@ -91,9 +159,10 @@ fn service_gen() -> impl Strategy<Value = ServiceGen> {
         any::<bool>(),
         prop::bool::weighted(0.1),
         prop::collection::vec((0usize..6, 0u8..5, any::<bool>()), 0..4),
+        0u8..ANNOTATIONS.len() as u8,
     )
         .prop_map(
-            |(dual, ext, lb, itp_local, etp_local, headless, endpoints)| ServiceGen {
+            |(dual, ext, lb, itp_local, etp_local, headless, endpoints, annotations)| ServiceGen {
                 dual,
                 ext,
                 lb,
@@ -101,6 +170,7 @@ fn service_gen() -> impl Strategy<Value = ServiceGen> {
                 etp_local,
                 headless,
                 endpoints,
+                annotations,
             },
         )
 }
@@ -148,6 +218,9 @@ fn build_service(
     if g.etp_local {
         b = b.etp_local();
     }
+    for (k, v) in ANNOTATIONS[g.annotations as usize] {
+        b = b.annotation(k, v);
+    }
     let mut v4s = slice("ns", &name, &format!("{name}-v4"), "IPv4");
     let mut v6s = slice("ns", &name, &format!("{name}-v6"), "IPv6");
     for (j, (n, c, fam6)) in g.endpoints.iter().enumerate() {
@@ -166,6 +239,7 @@ fn build(
     policies: &[PolicyGen],
     services: &[ServiceGen],
     egress_nodes: &[usize],
+    pods: &[PodGen],
 ) -> Snapshot {
     let mut s = Snapshot::default();
     for (i, g) in nodes.iter().enumerate() {
@@ -211,6 +285,9 @@ fn build(
         if g.invalid {
             b = b.asn(23456);
         }
+        if g.attrs {
+            b = b.communities(&["64512:100", "64512:1"]).med(50);
+        }
         for p in 0..g.peers {
             b = if p == 0 {
                 b.peer("192.0.2.1", 65000)
@@ -232,6 +309,9 @@ fn build(
             &format!("192.0.2.{}", 50 + i),
         ));
     }
+    for (i, g) in pods.iter().enumerate() {
+        s.pods.push(build_pod(i, g, nodes.len(), 0));
+    }
     s.passwords = Some(secret(
         "bgp-passwords",
         "uid-secret",
@@ -250,9 +330,10 @@ fn cluster() -> impl Strategy<Value = (Snapshot, Vec<ServiceGen>, usize, u64)> {
         prop::collection::vec(service_gen(), 0..8),
         prop::collection::vec(0usize..7, 0..3),
         any::<u64>(),
+        prop::collection::vec(pod_gen(), 0..5),
     )
-        .prop_map(|(n, p, s, e, seed)| {
-            let snap = build(&n, &p, &s, &e);
+        .prop_map(|(n, p, s, e, seed, pods)| {
+            let snap = build(&n, &p, &s, &e, &pods);
             (snap, s, n.len(), seed)
         })
 }
@@ -274,6 +355,7 @@ fn shuffled(s: &Snapshot, mut seed: u64) -> Snapshot {
     shuffle(&mut t.services, &mut seed);
     shuffle(&mut t.endpoint_slices, &mut seed);
     shuffle(&mut t.egresses, &mut seed);
+    shuffle(&mut t.pods, &mut seed);
     for slice in &mut t.endpoint_slices {
         shuffle(&mut slice.endpoints, &mut seed);
     }
@@ -343,14 +425,16 @@ proptest! {
         let res = resolve(&s);
         let m = materialize(&res, &Layout::default());
         for (node, obj) in &m.intents {
-            let mut got = parse_prefix_groups("spec.prefixes", &obj.spec.prefixes).unwrap();
+            // Every group the speaker reads, parsed as one list: the parser refuses a prefix
+            // whose groups disagree on its attributes.
+            let mut groups = obj.spec.prefixes.clone();
             for set in &obj.spec.sets {
-                let set = &m.sets[set];
-                for (p, src) in parse_prefix_groups("spec.prefixes", &set.spec.prefixes).unwrap() {
-                    got.entry(p).or_default().extend(src);
-                }
+                groups.extend(m.sets[set].spec.prefixes.iter().cloned());
             }
-            prop_assert_eq!(&got, &res.logical_intent(node).unwrap().prefixes, "{}", node);
+            let got = parse_prefix_groups("spec.prefixes", &groups).unwrap();
+            let logical = res.logical_intent(node).unwrap();
+            prop_assert_eq!(&got.prefixes, &logical.prefixes, "{}", node);
+            prop_assert_eq!(&got.attributes, &logical.attributes, "{}", node);
         }
     }
 
@@ -387,10 +471,49 @@ proptest! {
         let expected = materialize(&full, &mat.layout);
         prop_assert_eq!(&mat, &expected);
         if !touched.relayout {
-            // O(1) objects: at most one shard per (policy, family) set, plus the Nodes whose
-            // Local routes changed.
+            // O(1) objects: at most one shard per (policy, family) set for the Service and
+            // for each Service sharing an IP with it, plus the Nodes whose Local routes or
+            // attributes changed.
             let policies: BTreeSet<&String> = full.policies.keys().collect();
-            prop_assert!(touched.sets.len() <= policies.len() * 2);
+            prop_assert!(touched.sets.len() <= policies.len() * 2 * (1 + change.shared_others.len()));
+            prop_assert!(touched.intents.iter().all(|n| change.nodes.contains(n)));
+        }
+    }
+
+    #[test]
+    fn one_pod_change_incrementally_equals_full_recompute(
+        (s, _, nodes, _) in cluster(),
+        new in proptest::option::of(pod_gen()),
+        variant in 0usize..2,
+        pick in any::<prop::sample::Index>(),
+    ) {
+        let before = resolve(&s);
+        let mut mat = materialize(&before, &Layout::default());
+        // Change (or delete, or add) one Pod.
+        let i = pick.index(s.pods.len() + 1);
+        let name = format!("pod-{i}");
+        let mut after_snap = s.clone();
+        after_snap.pods.retain(|p| p.metadata.name.as_deref() != Some(&name));
+        if let Some(g) = &new {
+            after_snap.pods.push(build_pod(i, g, nodes, variant));
+        }
+        let route = after_snap
+            .pods
+            .iter()
+            .find(|p| p.metadata.name.as_deref() == Some(&name))
+            .and_then(|p| pod_route(p, &mut vec![]).ok());
+        let mut patched = before.clone();
+        let change = patched.set_pod(PodKey::new("ns", &name), route);
+        let full = resolve(&after_snap);
+        prop_assert_eq!(&patched.nodes, &full.nodes);
+        prop_assert_eq!(&patched.pods, &full.pods);
+        let touched = mat.apply_pod_change(&patched, &change);
+        let expected = materialize(&full, &mat.layout);
+        prop_assert_eq!(&mat, &expected);
+        if !touched.relayout {
+            // At most one shard per (policy, family), and only the Pod's old and new Node.
+            prop_assert!(touched.sets.len() <= full.policies.len() * 2);
+            prop_assert!(touched.intents.len() <= 2);
             prop_assert!(touched.intents.iter().all(|n| change.nodes.contains(n)));
         }
     }

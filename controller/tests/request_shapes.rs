@@ -173,3 +173,59 @@ async fn a_follower_sends_nothing() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn labelled_pods_are_listed_and_watched_cluster_wide_with_the_label_selector() {
+    use std::{sync::Arc, time::Duration};
+
+    use bgpintent_controller::{intent::POD_SELECTOR, reconcile::start_informers};
+
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    let (_stores, informers) = start_informers(
+        client,
+        "bgp-intent",
+        "bgp-passwords",
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    let informers = tokio::spawn(informers);
+    // Every reflector lists at once; answer the Pod requests, leave the others pending.
+    let mut pending = Vec::new();
+    let mut pod_requests = Vec::new();
+    while pod_requests.len() < 2 {
+        let (request, send) = tokio::time::timeout(Duration::from_secs(5), handle.next_request())
+            .await
+            .expect("requests in time")
+            .expect("a request");
+        let uri = request.uri().to_string();
+        if !uri.starts_with("/api/v1/pods?") {
+            pending.push(send);
+            continue;
+        }
+        let body = if uri.contains("watch=true") {
+            // An empty watch stream; the request is what matters.
+            Vec::new()
+        } else {
+            serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "PodList",
+                "metadata": {"resourceVersion": "7"}, "items": []}))
+            .unwrap()
+        };
+        send.send_response(Response::builder().body(Body::from(body)).unwrap());
+        pod_requests.push(uri);
+    }
+    informers.abort();
+    // `bgpintent.io/advertise in (cluster,local)`, form-encoded.
+    let selector = "labelSelector=bgpintent.io%2Fadvertise+in+%28cluster%2Clocal%29";
+    assert_eq!(POD_SELECTOR, "bgpintent.io/advertise in (cluster,local)");
+    let (list, watch) = (&pod_requests[0], &pod_requests[1]);
+    assert!(
+        list.contains(selector) && !list.contains("watch="),
+        "list: {list}"
+    );
+    assert!(
+        watch.contains(selector) && watch.contains("watch=true") && watch.contains("resourceVersion=7"),
+        "watch: {watch}"
+    );
+    // Cluster-wide: no namespace in the path, and no field selector narrowing it.
+    assert!(!list.contains("fieldSelector") && !watch.contains("fieldSelector"));
+}

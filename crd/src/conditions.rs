@@ -8,6 +8,9 @@ pub mod types {
     pub const CONFLICTED: &str = "Conflicted";
     /// Every Node the policy owns reports its sessions Established.
     pub const READY: &str = "Ready";
+    /// The override annotations (`bgpintent.io/local-asn`, `bgpintent.io/peers`,
+    /// `bgpintent.io/as-path-prepend`) of every Node the policy owns are valid.
+    pub const NODE_OVERRIDES_VALID: &str = "NodeOverridesValid";
 }
 
 /// Reasons, one constant each.
@@ -21,4 +24,6 @@ pub mod reasons {
     pub const SESSIONS_NOT_ESTABLISHED: &str = "SessionsNotEstablished";
     pub const NO_NODES: &str = "NoNodes";
     pub const NOT_ACCEPTED: &str = "NotAccepted";
+    /// A Node's override annotation breaks a rule; that Node keeps its last valid intent.
+    pub const INVALID_NODE_ANNOTATION: &str = "InvalidNodeAnnotation";
 }

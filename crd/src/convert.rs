@@ -7,13 +7,20 @@ use std::{
 
 use bgpintent_api::{
     Advertisements, Asn, Confederation, Family, FieldError, FieldErrors, GracefulRestart, NextHops,
-    NodeIntent, PasswordRef, PeerIntent, PeerKey, PolicyRef, PolicySettings, Prefix, Requirement, RouterId,
-    Selector, ServiceIpType, SessionState, Source, TtlMode, parse_ip,
+    NodeIntent, PasswordRef, PathAttributes, PeerIntent, PeerKey, PolicyRef, PolicySettings, Requirement,
+    RouterId, Selector, ServiceIpType, SessionState, Source, TtlMode, parse_ip,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
+mod prefixes;
+
+pub use prefixes::{
+    PrefixTable, as_path_prepend_spec, parse_as_path_prepend, parse_path_attributes, parse_prefix_groups,
+    path_attributes_spec, prefix_groups,
+};
+
 use crate::{
-    common::{self, PolicyReference, PrefixGroup, SourceKind, SourceRef},
+    common::{self, PolicyReference, SourceKind, SourceRef},
     node_intent::{self, BGPNodeIntentSpec, FamilyName, GracefulRestartSpec, PeerSpec, SessionStateName},
     policy::{self, BGPPeer, BGPPolicySpec},
 };
@@ -104,6 +111,16 @@ impl BGPPolicySpec {
             },
             None => None,
         };
+        let path_attributes = match &self.path_attributes {
+            Some(a) => match parse_path_attributes("spec.pathAttributes", a) {
+                Ok(a) => a,
+                Err(e) => {
+                    errors.0.extend(e.0);
+                    PathAttributes::default()
+                }
+            },
+            None => PathAttributes::default(),
+        };
         let advertisements = Advertisements {
             service_ip_types: self
                 .advertisements
@@ -154,6 +171,7 @@ impl BGPPolicySpec {
             confederation,
             advertisements,
             peers,
+            path_attributes,
             ignored,
         })
     }
@@ -243,6 +261,7 @@ impl BGPPeer {
                 keepalive_time_secs: keepalive.expect("checked"),
                 connect_retry_secs: connect_retry.expect("checked"),
                 graceful_restart: GracefulRestart {
+                    enabled: self.graceful_restart.unwrap_or(true),
                     restart_time_secs: restart.expect("checked"),
                     deferral_time_secs: deferral.expect("checked"),
                     ..GracefulRestart::default()
@@ -259,44 +278,6 @@ impl BGPPeer {
             )
         })
     }
-}
-
-/// Sources of a prefix map, inverted into groups sorted by source then prefix.
-pub fn prefix_groups(prefixes: &BTreeMap<Prefix, BTreeSet<Source>>) -> Vec<PrefixGroup> {
-    let mut by_source: BTreeMap<&Source, Vec<Prefix>> = BTreeMap::new();
-    for (prefix, sources) in prefixes {
-        for source in sources {
-            by_source.entry(source).or_default().push(*prefix);
-        }
-    }
-    by_source
-        .into_iter()
-        .map(|(source, prefixes)| PrefixGroup {
-            source: source_ref(source),
-            prefixes: prefixes.iter().map(Prefix::to_string).collect(),
-        })
-        .collect()
-}
-
-/// Groups back into a prefix map; `field` is the path of the group list.
-pub fn parse_prefix_groups(
-    field: &str,
-    groups: &[PrefixGroup],
-) -> Result<BTreeMap<Prefix, BTreeSet<Source>>, FieldErrors> {
-    let mut errors = FieldErrors::default();
-    let mut out: BTreeMap<Prefix, BTreeSet<Source>> = BTreeMap::new();
-    for (i, group) in groups.iter().enumerate() {
-        let path = format!("{field}[{i}]");
-        let Some(source) = errors.collect(parse_source(&format!("{path}.source"), &group.source)) else {
-            continue;
-        };
-        for (j, p) in group.prefixes.iter().enumerate() {
-            if let Some(prefix) = errors.collect(Prefix::from_field(&format!("{path}.prefixes[{j}]"), p)) {
-                out.entry(prefix).or_default().insert(source.clone());
-            }
-        }
-    }
-    errors.finish(|| out)
 }
 
 pub fn source_ref(source: &Source) -> SourceRef {
@@ -390,8 +371,9 @@ impl From<&NodeIntent> for BGPNodeIntentSpec {
                 .iter()
                 .map(|(key, peer)| peer_spec(key, peer))
                 .collect(),
-            prefixes: prefix_groups(&intent.prefixes),
+            prefixes: prefix_groups(&intent.prefixes, &intent.attributes),
             sets: intent.sets.iter().cloned().collect(),
+            as_path_prepend: intent.as_path_prepend.as_ref().map(as_path_prepend_spec),
         }
     }
 }
@@ -471,13 +453,23 @@ pub fn parse_node_intent(node: &str, spec: &BGPNodeIntentSpec) -> Result<NodeInt
             Err(e) => errors.0.extend(e.0),
         }
     }
-    let prefixes = match parse_prefix_groups("spec.prefixes", &spec.prefixes) {
+    let table = match parse_prefix_groups("spec.prefixes", &spec.prefixes) {
         Ok(p) => p,
         Err(e) => {
             errors.0.extend(e.0);
-            BTreeMap::new()
+            PrefixTable::default()
         }
     };
+    let as_path_prepend =
+        spec.as_path_prepend
+            .as_ref()
+            .and_then(|p| match parse_as_path_prepend("spec.asPathPrepend", p) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    errors.0.extend(e.0);
+                    None
+                }
+            });
     errors.finish(|| NodeIntent {
         node: node.to_owned(),
         policy: PolicyRef {
@@ -491,10 +483,10 @@ pub fn parse_node_intent(node: &str, spec: &BGPNodeIntentSpec) -> Result<NodeInt
         confederation,
         next_hops,
         peers,
-        prefixes,
+        prefixes: table.prefixes,
         sets: spec.sets.iter().cloned().collect(),
-        attributes: BTreeMap::new(),
-        as_path_prepend: None,
+        attributes: table.attributes,
+        as_path_prepend,
     })
 }
 

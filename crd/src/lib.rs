@@ -32,6 +32,8 @@ pub const GROUP: &str = "bgpintent.io";
 pub const VERSION: &str = "v1alpha1";
 /// Bound on the prefixes of one [`common::PrefixGroup`]; keeps CEL cost estimates small.
 pub const MAX_PREFIXES_PER_GROUP: u32 = 1024;
+/// Bound on the communities (and, separately, large communities) of one attribute set.
+pub const MAX_COMMUNITIES: u32 = 32;
 
 /// Every CRD with the file name `crdgen` writes it to, in a stable order.
 pub fn crds() -> Vec<(

@@ -8,7 +8,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::common::{Confederation, PolicyReference, PrefixGroup};
+use crate::common::{AsPathPrependSpec, Confederation, PolicyReference, PrefixGroup};
 
 /// One Node's BGP sessions and announcements, fully resolved.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -62,6 +62,10 @@ pub struct BGPNodeIntentSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 1024), inner(length(max = 253)))]
     pub sets: Vec<String>,
+    /// AS-path prepending on every announcement of this Node (its own prefixes and its
+    /// sets'), so routers prefer other Nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_path_prepend: Option<AsPathPrependSpec>,
 }
 
 /// Next hops per family.

@@ -10,7 +10,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::common::Confederation;
+use crate::common::{Confederation, PathAttributesSpec};
 
 /// A BGP policy: which Nodes speak BGP, with which ASN, to which peers, announcing what.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -61,6 +61,12 @@ pub struct BGPPolicySpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     pub bgp_peers: Vec<BGPPeer>,
+
+    /// Extension: path attributes of every prefix this policy announces. A Service's
+    /// `bgpintent.io/*` annotations add to them (communities) or take precedence over them
+    /// (`localPref`, `med`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_attributes: Option<PathAttributesSpec>,
 }
 
 /// What a policy announces.
@@ -169,6 +175,12 @@ pub struct BGPPeer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_security: Option<bool>,
 
+    /// Extension: advertise the graceful-restart capability (RFC 4724) to this peer. With
+    /// `false` the peer withdraws our routes as soon as the session drops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = true))]
+    pub graceful_restart: Option<bool>,
+
     /// Extension: graceful-restart selection deferral time. Default 360.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 3600))]
@@ -194,6 +206,7 @@ impl BGPPeer {
             connect_retry_seconds: None,
             passive: None,
             ttl_security: None,
+            graceful_restart: None,
             graceful_restart_deferral_seconds: None,
             bfd: None,
         }
@@ -227,7 +240,7 @@ pub struct BGPPolicyStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Accepted`, `Conflicted`, `Ready`, sorted by type.
+    /// `Accepted`, `Conflicted`, `NodeOverridesValid`, `Ready`, sorted by type.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "crate::schema::conditions")]
     pub conditions: Vec<Condition>,

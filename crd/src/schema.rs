@@ -12,6 +12,9 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 const IP_MAX_LEN: u32 = 45;
 /// Longest textual CIDR: an IPv6 address plus `/128`.
 const CIDR_MAX_LEN: u32 = 49;
+/// Longest community: the longest well-known name (`no-export-subconfed`) or
+/// `65535:65535`.
+const COMMUNITY_MAX_LEN: u32 = 19;
 
 /// An IPv4 or IPv6 address.
 pub fn ip(_: &mut SchemaGenerator) -> Schema {
@@ -57,6 +60,47 @@ pub fn cidr_list(_: &mut SchemaGenerator) -> Schema {
             "x-kubernetes-validations": [
                 {"rule": "isCIDR(self)", "message": "must be a prefix in CIDR notation"}
             ]
+        }
+    })
+}
+
+/// Standard communities: `<0-65535>:<0-65535>` or a well-known name, checked at admission
+/// with the same rule as [`bgpintent_api::Community`]'s parser (lower-case names only: the
+/// parser also accepts other cases, the stored form is canonical).
+pub fn community_list(_: &mut SchemaGenerator) -> Schema {
+    let names: Vec<&str> = bgpintent_api::Community::WELL_KNOWN
+        .iter()
+        .map(|(n, _)| *n)
+        .collect();
+    let quoted: Vec<String> = names.iter().map(|n| format!("'{n}'")).collect();
+    let rule = format!(
+        "self.matches('^[0-9]{{1,5}}:[0-9]{{1,5}}$') ? self.split(':').all(p, int(p) <= 65535) : self in [{}]",
+        quoted.join(", ")
+    );
+    let message = bgpintent_api::Community::rule();
+    json_schema!({
+        "type": "array",
+        "maxItems": crate::MAX_COMMUNITIES,
+        "items": {
+            "type": "string",
+            "maxLength": COMMUNITY_MAX_LEN,
+            "x-kubernetes-validations": [{"rule": rule, "message": message}]
+        }
+    })
+}
+
+/// Large communities (RFC 8092): `<uint32>:<uint32>:<uint32>`.
+pub fn large_community_list(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "array",
+        "maxItems": crate::MAX_COMMUNITIES,
+        "items": {
+            "type": "string",
+            "maxLength": 32,
+            "x-kubernetes-validations": [{
+                "rule": "self.matches('^[0-9]{1,10}:[0-9]{1,10}:[0-9]{1,10}$') && self.split(':').all(p, int(p) <= 4294967295)",
+                "message": bgpintent_api::LargeCommunity::RULE
+            }]
         }
     })
 }

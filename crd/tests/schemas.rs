@@ -228,3 +228,86 @@ fn every_invalid_example_is_rejected_naming_the_field() {
         }
     }
 }
+
+/// The admission rules for communities agree with the controller's parser on every value
+/// (upper-case well-known names aside: the parser accepts them, the schema wants the
+/// canonical lower case).
+#[test]
+fn community_rules_agree_with_the_parser() {
+    let policy = |communities: Value, large: Value| {
+        json!({"apiVersion": "bgpintent.io/v1alpha1", "kind": "BGPPolicy", "metadata": {"name": "c"},
+            "spec": {"nodeSelector": {}, "localASN": 64512,
+                     "pathAttributes": {"communities": communities, "largeCommunities": large}}})
+    };
+    for value in [
+        "0:0",
+        "65535:65535",
+        "64512:100",
+        "65536:1",
+        "1:65536",
+        "99999:1",
+        "no-export",
+        "no-peer",
+        "blackhole",
+        "graceful-shutdown",
+        "no_export",
+        "NO-EXPORT",
+        "1",
+        "1:2:3",
+        ":1",
+        "a:b",
+        "",
+    ] {
+        let object = policy(json!([value]), json!([]));
+        let schema_ok = check::validate(&crd_for(&object), &object).is_ok();
+        let parser_ok = value.parse::<bgpintent_api::Community>().is_ok();
+        if value == "NO-EXPORT" {
+            assert!(!schema_ok && parser_ok);
+        } else {
+            assert_eq!(schema_ok, parser_ok, "community {value:?}");
+        }
+    }
+    for value in [
+        "0:0:0",
+        "4294967295:4294967295:4294967295",
+        "4294967296:1:1",
+        "1:2",
+        "1:2:3:4",
+        "a:1:1",
+        "-1:1:1",
+        "",
+    ] {
+        let object = policy(json!([]), json!([value]));
+        let schema_ok = check::validate(&crd_for(&object), &object).is_ok();
+        let parser_ok = value.parse::<bgpintent_api::LargeCommunity>().is_ok();
+        assert_eq!(schema_ok, parser_ok, "large community {value:?}");
+    }
+    let too_many: Vec<String> = (0..33).map(|i| format!("1:{i}")).collect();
+    let object = policy(json!(too_many), json!([]));
+    let errors = check::validate(&crd_for(&object), &object).unwrap_err();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("spec.pathAttributes.communities: Too many")),
+        "{errors:?}"
+    );
+}
+
+/// `gracefulRestart` defaults to true per peer; `localPref`/`med` are bounded to uint32.
+#[test]
+fn graceful_restart_defaults_on_and_attribute_integers_are_bounded() {
+    let object = json!({"apiVersion": "bgpintent.io/v1alpha1", "kind": "BGPPolicy", "metadata": {"name": "g"},
+        "spec": {"nodeSelector": {}, "localASN": 64512, "bgpPeers": [{"address": "192.0.2.1", "asn": 65001}],
+                 "pathAttributes": {"localPref": 4294967295_u64, "med": 0}}});
+    let defaulted = check::validate(&crd_for(&object), &object).unwrap();
+    assert_eq!(defaulted["spec"]["bgpPeers"][0]["gracefulRestart"], true);
+    let mut bad = object.clone();
+    bad["spec"]["pathAttributes"]["localPref"] = json!(4294967296_u64);
+    bad["spec"]["pathAttributes"]["med"] = json!(-1);
+    let errors = check::validate(&crd_for(&bad), &bad).unwrap_err();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors[0].starts_with("spec.pathAttributes.localPref: Invalid value"),
+        "{errors:?}"
+    );
+}

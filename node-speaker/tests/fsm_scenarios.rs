@@ -14,7 +14,9 @@
 //! fires), `open key=value...`, `keepalive`, `notification c/s ["text"]`,
 //! `bytes <hex>` (decoded as the agent would, malformed input included),
 //! `update <nlri> aspath=a,b` (a well-formed IPv4 UPDATE), `route-refresh ipv4|ipv6`,
-//! `routes ipv4=N ipv6=M [community=C]`, `collision-dump`, `stats` (counters, as a `<` line).
+//! `routes ipv4=N ipv6=M [community=C] [med=M] [localpref=L] [large=a:b:c] [prepend=a,b]
+//! [tagged=K]` (attributes on the first K prefixes, all when absent), `collision-dump`,
+//! `stats` (counters, as a `<` line).
 //!
 //! `UPDATE_GOLDEN=1 cargo test --test fsm_scenarios` rewrites the `<` lines from what the
 //! code does; the diff is then reviewed like any code change.
@@ -31,8 +33,8 @@ use bgpintent_api::{Asn, DownReason, Family, GracefulRestart, NextHops, PeerInte
 use bgpintent_speaker::{
     session::{Action, Announce, Config, Event, Session, Stop, Timer},
     wire::{
-        AfiSafi, AsSegment, AttrValue, Capability, DecodeCtx, GracefulRestartCap, Message, MpReach,
-        MpUnreach, Notification, Open, PathAttribute, RouteRefresh, Update,
+        AfiSafi, AsSegment, AttrValue, Capability, DecodeCtx, GracefulRestartCap, LargeCommunity, Message,
+        MpReach, MpUnreach, Notification, Open, PathAttribute, RouteRefresh, Update,
     },
 };
 
@@ -140,18 +142,39 @@ fn routes(args: &str) -> BTreeMap<Prefix, Arc<Announce>> {
         .collect();
     let n4: u32 = kv.get("ipv4").unwrap_or(&"0").parse().unwrap();
     let n6: u32 = kv.get("ipv6").unwrap_or(&"0").parse().unwrap();
+    let tagged: usize = kv.get("tagged").map_or(usize::MAX, |k| k.parse().unwrap());
     let a = Arc::new(Announce {
         communities: kv
             .get("community")
             .map(|c| vec![c.parse().unwrap()])
             .unwrap_or_default(),
-        ..Announce::default()
+        med: kv.get("med").map(|m| m.parse().unwrap()),
+        local_pref: kv.get("localpref").map(|l| l.parse().unwrap()),
+        large_communities: kv
+            .get("large")
+            .map(|l| {
+                let v: Vec<u32> = l.split(':').map(|x| x.parse().unwrap()).collect();
+                vec![LargeCommunity {
+                    global_admin: v[0],
+                    local_data1: v[1],
+                    local_data2: v[2],
+                }]
+            })
+            .unwrap_or_default(),
+        as_path_prepend: kv
+            .get("prepend")
+            .map(|p| p.split(',').map(|a| a.parse().unwrap()).collect())
+            .unwrap_or_default(),
     });
+    let plain = Arc::new(Announce::default());
     let v4 = (0..n4).map(|i| Prefix::host(Ipv4Addr::from(0xc612_0000 + i).into()));
     let v6 = (0..n6).map(|i| {
         Prefix::host(Ipv6Addr::from(0x2001_0db8_0000_0000_0000_0000_0000_0000u128 + u128::from(i)).into())
     });
-    v4.chain(v6).map(|p| (p, a.clone())).collect()
+    v4.chain(v6)
+        .enumerate()
+        .map(|(i, p)| (p, if i < tagged { a.clone() } else { plain.clone() }))
+        .collect()
 }
 
 fn describe_open(o: &Open) -> String {
@@ -216,7 +239,15 @@ fn describe_update(u: &Update) -> String {
                 }
             }
             AttrValue::LocalPref(l) => write!(s, " localpref={l}").unwrap(),
+            AttrValue::Med(m) => write!(s, " med={m}").unwrap(),
             AttrValue::Communities(c) => write!(s, " communities={c:?}").unwrap(),
+            AttrValue::LargeCommunities(l) => {
+                let l: Vec<String> = l
+                    .iter()
+                    .map(|l| format!("{}:{}:{}", l.global_admin, l.local_data1, l.local_data2))
+                    .collect();
+                write!(s, " large=[{}]", l.join(" ")).unwrap();
+            }
             _ => {}
         }
     }

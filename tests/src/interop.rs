@@ -18,7 +18,8 @@ use bgpintent_crd::{BGPNodeIntentStatus, node_intent::SessionStateName};
 
 use crate::{
     lab::{
-        BIRD, BIRD_AS, Bird, FRR, FRR_AS, Frr, GOBGP, GOBGP_AS, Gobgp, Lab, Neighbor, Route, Router, SPEAKER,
+        BIRD, BIRD_AS, Bird, BirdConfig, FRR, FRR_AS, Frr, FrrConfig, GOBGP, GOBGP_AS, Gobgp, GobgpConfig,
+        Lab, Neighbor, Route, Router, SPEAKER,
     },
     speaker::{self, Speaker},
 };
@@ -49,10 +50,16 @@ impl Routers {
         gobgp.neighbors = map(GOBGP, gobgp.neighbors);
         let mut frr = lab.frr_config();
         frr.neighbors = map(FRR, frr.neighbors);
+        Self::start_configs(lab, &bird, &gobgp, &frr)
+    }
+
+    /// Starts the three routers with configs the test built (from `lab.bird_config()` and
+    /// friends) when changing the sessions is not enough.
+    pub fn start_configs(lab: &Lab, bird: &BirdConfig, gobgp: &GobgpConfig, frr: &FrrConfig) -> Self {
         Self {
-            bird: lab.start_bird(BIRD, &bird).unwrap_or_else(|e| panic!("{e}")),
-            gobgp: lab.start_gobgp(GOBGP, &gobgp).unwrap_or_else(|e| panic!("{e}")),
-            frr: lab.start_frr(FRR, &frr).unwrap_or_else(|e| panic!("{e}")),
+            bird: lab.start_bird(BIRD, bird).unwrap_or_else(|e| panic!("{e}")),
+            gobgp: lab.start_gobgp(GOBGP, gobgp).unwrap_or_else(|e| panic!("{e}")),
+            frr: lab.start_frr(FRR, frr).unwrap_or_else(|e| panic!("{e}")),
         }
     }
 

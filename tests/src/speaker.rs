@@ -39,7 +39,9 @@ pub fn binary() -> PathBuf {
         let release = profile_dir.file_name().is_some_and(|n| n == "release");
         let mut cmd = Command::new(cargo);
         // Variables `cargo test` sets for the test process would change build scripts'
-        // fingerprints (`rerun-if-env-changed`) and rebuild half the graph on every run.
+        // fingerprints (`rerun-if-env-changed`) and rebuild half the graph on every run: ring's
+        // build script tracks CARGO_MANIFEST_DIR, so inheriting it (= tests/) made this build
+        // and the next plain `cargo build` each rebuild ring and everything above it.
         for (key, _) in std::env::vars_os() {
             let key = key.to_string_lossy();
             if key.starts_with("CARGO_PKG_")

@@ -43,6 +43,10 @@ pub const SAMPLE: &[(&str, &str)] = &[
         "passwords.yaml",
         include_str!("../../../docs/examples/cluster/passwords.yaml"),
     ),
+    (
+        "pods.yaml",
+        include_str!("../../../docs/examples/cluster/pods.yaml"),
+    ),
 ];
 
 /// One manifest's text and where it came from.
@@ -211,6 +215,7 @@ pub fn parse(
             match (api_version.as_str(), kind.as_str()) {
                 ("v1", "Node") => snapshot.nodes.push(typed(file, &object, doc)?),
                 ("v1", "Service") => snapshot.services.push(typed(file, &object, doc)?),
+                ("v1", "Pod") => snapshot.pods.push(typed(file, &object, doc)?),
                 ("discovery.k8s.io/v1", "EndpointSlice") => {
                     snapshot.endpoint_slices.push(typed(file, &object, doc)?)
                 }
@@ -267,6 +272,7 @@ mod tests {
         let s = parse(&sample(), &ParseOptions::default(), &mut notes).unwrap();
         assert!(s.nodes.len() >= 4 && s.policies.len() >= 2, "{s:?}");
         assert!(s.passwords.is_some() && !s.egresses.is_empty() && !s.endpoint_slices.is_empty());
+        assert!(s.pods.len() >= 2, "{s:?}");
     }
 
     #[test]

@@ -209,8 +209,19 @@ fn write_report(res: &Resolution, mat: &Materialized, err: &mut dyn Write) -> st
         for peer in &p.unauthenticated_peers {
             writeln!(err, "  peer {peer}: no password in the Secret (unauthenticated)")?;
         }
+        for (node, invalid) in &p.invalid_overrides {
+            for e in invalid.errors.values().flatten() {
+                writeln!(
+                    err,
+                    "  Node {node}: invalid annotation, intent kept as written: {e}"
+                )?;
+            }
+        }
     }
     for (node, n) in &res.nodes {
+        for o in &n.report.overrides {
+            writeln!(err, "Node {node}: override: {o}")?;
+        }
         for note in &n.report.notes {
             writeln!(err, "Node {node}: {note}")?;
         }
@@ -265,6 +276,102 @@ mod tests {
         // The sample's passwords are example values; they must not be printed.
         assert!(!out.contains("example-only") && !err.contains("example-only"));
         assert!(out.contains("revision:"));
+    }
+
+    /// The sample's policy `default` has pathAttributes and Service shop/ingress annotations:
+    /// render shows the merged attributes in the intents, explain says where they come from.
+    #[test]
+    fn the_sample_shows_path_attributes() {
+        let (r, out, _) = run_args(&["render"]);
+        r.unwrap();
+        let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&out).unwrap();
+        let worker2 = docs
+            .iter()
+            .find(|d| d["kind"] == "BGPNodeIntent" && d["metadata"]["name"] == "worker-2")
+            .unwrap();
+        let ingress = worker2["spec"]["prefixes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["source"]["name"] == "ingress" && g["source"]["ipType"] == "LoadBalancerIP")
+            .unwrap();
+        assert_eq!(
+            ingress["attributes"],
+            serde_json::json!({"communities": ["64512:100", "64512:443", "no-export"], "med": 10})
+        );
+        let (r, out, _) = run_args(&["explain", "--node", "worker-2", "--prefix", "203.0.113.10"]);
+        r.unwrap();
+        assert!(
+            out.contains("Sent with communities 64512:100, 64512:443, no-export; MED 10.\n")
+                && out.contains("  from Service shop/ingress: communities 64512:443, no-export; MED 10\n")
+                && out.contains(
+                    "  from BGPPolicy default spec.pathAttributes: communities 64512:100; MED 50\n"
+                ),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn the_node_overrides_example_renders_with_its_overrides() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/examples/node-overrides");
+        let (r, out, err) = run_args(&["render", dir]);
+        r.unwrap();
+        assert!(!err.contains("invalid annotation"), "{err}");
+        let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&out).unwrap();
+        let intent = |node: &str| {
+            docs.iter()
+                .find(|d| d["kind"] == "BGPNodeIntent" && d["metadata"]["name"] == node)
+                .unwrap_or_else(|| panic!("no intent for {node}"))
+                .clone()
+        };
+        let peers = |node: &str| -> Vec<(String, i64, i64)> {
+            intent(node)["spec"]["peers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    (
+                        p["address"].as_str().unwrap().to_owned(),
+                        p["asn"].as_i64().unwrap(),
+                        p["holdTimeSeconds"].as_i64().unwrap(),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(intent("rack-a-1")["spec"]["localASN"], 64512);
+        assert_eq!(intent("rack-b-1")["spec"]["localASN"], 4_200_000_001_i64);
+        assert_eq!(
+            peers("rack-b-1"),
+            [
+                ("192.0.2.1".to_owned(), 65001, 90),
+                ("192.0.2.2".to_owned(), 65002, 30),
+                ("192.0.2.10".to_owned(), 65010, 90)
+            ]
+        );
+        assert_eq!(peers("rack-a-1").len(), 2);
+        assert!(
+            err.contains("Node rack-b-2: override: AS path prepended with 64512 × 3 on every announcement"),
+            "{err}"
+        );
+        let (r, out, _) = run_args(&[
+            "explain",
+            "--node",
+            "rack-b-2",
+            "--prefix",
+            "203.0.113.128/26",
+            dir,
+        ]);
+        r.unwrap();
+        assert!(
+            out.contains("Node override: AS path prepended with 64512 × 3 on every announcement"),
+            "{out}"
+        );
+        assert_eq!(out.matches("prepended").count(), 1, "{out}");
+        // The intent carries it for the speaker (spec.asPathPrepend).
+        assert_eq!(
+            intent("rack-b-2")["spec"]["asPathPrepend"],
+            serde_json::json!({"asn": 64512, "repeat": 3})
+        );
     }
 
     #[test]

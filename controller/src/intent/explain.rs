@@ -10,7 +10,10 @@ use std::fmt;
 use bgpintent_api::{Family, Prefix, Source};
 use k8s_openapi::api::discovery::v1::Endpoint;
 
-use super::{Resolution, Scope, ServiceKey, Snapshot, nodes::NodeFacts, services::slices_by_service};
+use super::{
+    PodKey, Resolution, Scope, ServiceKey, Snapshot, attributes, nodes::NodeFacts, pod_route, pods::pod_ips,
+    services::slices_by_service,
+};
 
 /// The verdict and the reasoning, one step per line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +52,28 @@ pub fn explain(snapshot: &Snapshot, res: &Resolution, node: &str, prefix: Prefix
         lines.push(format!("There is no Node named {node:?} in the input."));
         return verdict(false, lines);
     };
+    if let Some(invalid) = res
+        .held
+        .get(node)
+        .and_then(|p| res.policies.get(p))
+        .and_then(|p| p.invalid_overrides.get(node).map(|i| (p, i)))
+    {
+        let (policy, invalid) = invalid;
+        let errors: Vec<String> = invalid
+            .errors
+            .values()
+            .flatten()
+            .map(ToString::to_string)
+            .collect();
+        lines.push(format!(
+            "Node {node} is owned by BGPPolicy {}, but its override annotations are invalid ({}); the \
+             controller keeps the intent already written for this Node (if any) and computes nothing new \
+             until they are fixed.",
+            policy.name,
+            errors.join("; ")
+        ));
+        return verdict(false, lines);
+    }
     if let Some(policy) = res.held.get(node) {
         let errors = res
             .policies
@@ -66,6 +91,18 @@ pub fn explain(snapshot: &Snapshot, res: &Resolution, node: &str, prefix: Prefix
             "No BGPPolicy selects Node {node}: no nodeSelector matches its labels {:?}, so it has no intent.",
             facts.labels
         ));
+        for pod in pods_with(snapshot, prefix) {
+            if let Ok(route) = pod_route(pod, &mut Vec::new())
+                && route.scope == Scope::Local
+                && route.node == node
+            {
+                lines.push(format!(
+                    "{prefix} is the IP of Pod {} (advertise=local) on this Node: a local Pod is announced \
+                     only by its own Node, so it is announced nowhere.",
+                    PodKey::of(pod)
+                ));
+            }
+        }
         return verdict(false, lines);
     };
     let policy_name = &nr.intent.policy.name;
@@ -85,6 +122,9 @@ pub fn explain(snapshot: &Snapshot, res: &Resolution, node: &str, prefix: Prefix
             others.join(", ")
         ));
     }
+    for o in &nr.report.overrides {
+        lines.push(format!("Node override: {o}."));
+    }
     let family = prefix.family();
     let has_family = nr.intent.next_hops.for_family(family).is_some();
     if !has_family {
@@ -96,6 +136,13 @@ pub fn explain(snapshot: &Snapshot, res: &Resolution, node: &str, prefix: Prefix
     if let Some(sources) = intent.prefixes.get(&prefix) {
         for source in sources {
             lines.push(format!("Source: {source}{}", scope_note(res, source)));
+        }
+        // The Node's AS-path prepend, if any, is one of the "Node override" lines above: it
+        // applies to every announcement of the Node, so it is not repeated per prefix.
+        let attrs = intent.attributes.get(&prefix).cloned().unwrap_or_default();
+        lines.push(format!("Sent with {}.", attributes::describe(&attrs)));
+        for from in attributes::attribute_sources(res, policy_name, prefix) {
+            lines.push(format!("  from {from}"));
         }
         return verdict(true, lines);
     }
@@ -162,15 +209,76 @@ pub fn explain(snapshot: &Snapshot, res: &Resolution, node: &str, prefix: Prefix
             }
         }
     }
+    for pod in pods_with(snapshot, prefix) {
+        found = true;
+        let key = PodKey::of(pod);
+        let route = match pod_route(pod, &mut Vec::new()) {
+            Ok(route) => route,
+            Err(skip) => {
+                lines.push(format!(
+                    "{prefix} is the IP of Pod {key}, which is not announced: {skip}."
+                ));
+                continue;
+            }
+        };
+        let what = match route.scope {
+            Scope::Cluster => format!("{prefix} is the IP of Pod {key} (advertise=cluster)"),
+            Scope::Local => format!(
+                "{prefix} is the IP of Pod {key} (advertise=local, on Node {})",
+                route.node
+            ),
+        };
+        if !policy.pods {
+            lines.push(format!(
+                "{what}, but {policy_name} does not set advertisements.pod."
+            ));
+        } else if route.scope == Scope::Local && route.node != node {
+            let there = match res.nodes.get(&route.node) {
+                None => format!(
+                    "no valid policy owns Node {}, so the Pod is announced nowhere",
+                    route.node
+                ),
+                Some(nr) if !res.policies[&nr.intent.policy.name].pods => format!(
+                    "its owner {} does not set advertisements.pod, so the Pod is announced nowhere",
+                    nr.intent.policy.name
+                ),
+                Some(_) => format!("only Node {} announces it", route.node),
+            };
+            lines.push(format!(
+                "{what}: a local Pod is announced only by its own Node; {there}."
+            ));
+        } else if !has_family {
+            lines.push(format!(
+                "{what}; not announced for lack of a {family} next hop (above)."
+            ));
+        }
+    }
     if !found {
         lines.push(format!(
-            "No source: no Service IP of the advertised types, PodCIDR or Egress IP is {prefix}."
+            "No source: no Service IP of the advertised types, PodCIDR, Egress IP or Pod IP is {prefix}."
         ));
     }
     verdict(false, lines)
 }
 
+/// Pods (labelled or not) that have `prefix` as one of their IPs.
+fn pods_with(snapshot: &Snapshot, prefix: Prefix) -> impl Iterator<Item = &k8s_openapi::api::core::v1::Pod> {
+    snapshot.pods.iter().filter(move |pod| {
+        prefix.is_host()
+            && pod_ips(pod)
+                .iter()
+                .any(|(_, ip)| ip.parse::<std::net::IpAddr>().ok() == Some(prefix.addr()))
+    })
+}
+
 fn scope_note(res: &Resolution, source: &Source) -> String {
+    if let Source::Pod { namespace, name } = source {
+        return match res.pods.get(&PodKey::new(namespace, name)).map(|r| r.scope) {
+            Some(Scope::Local) => " — advertise=local: the Pod runs on this Node".to_owned(),
+            Some(Scope::Cluster) => " — advertise=cluster: announced by every Node of the policy".to_owned(),
+            None => String::new(),
+        };
+    }
     let Source::Service {
         namespace,
         name,

@@ -3,14 +3,16 @@
 //! ```text
 //!  Snapshot ──resolve()──▶ Resolution ──materialize()──▶ objects to write
 //!  (policies, Nodes,        per-Node intents (node-local      BGPNodeIntent per Node
-//!   Services, slices,       prefixes), per-Service routes,    BGPAdvertisementSet shards
-//!   Egresses, Secret)       reports, annotations              Node annotation patches
+//!   Services, slices,       prefixes), per-Service and        BGPAdvertisementSet shards
+//!   Egresses, Pods,         per-Pod routes, reports,          Node annotation patches
+//!   Secret)                 annotations
 //! ```
 //!
 //! Everything here is pure: no client, clock or randomness. [`resolve`] recomputes from
 //! scratch; [`Resolution::set_service`] applies one Service change to an existing
 //! resolution with the same result (a property test checks they agree), so the controller
 //! can react to Service and EndpointSlice churn without recomputing 5,000 Nodes.
+//! [`Resolution::set_pod`] does the same for one labelled Pod (see the `pods` module).
 //!
 //! Prefixes announced by every Node of a policy (Cluster traffic policy) are held once, in
 //! [`Resolution::services`], not copied into each Node's intent; that is both the storage
@@ -18,10 +20,13 @@
 //! [`Resolution::logical_intent`] expands them into the full per-Node list for tests,
 //! `render` and `explain`.
 
+mod attributes;
 mod egress;
 pub mod explain;
 mod nodes;
+mod overrides;
 mod passwords;
+mod pods;
 mod report;
 mod router_id;
 mod selection;
@@ -35,14 +40,22 @@ use std::{
 use bgpintent_api::{Family, NodeIntent, PeerIntent, PolicyRef, Prefix, RouterId, Source};
 use bgpintent_crd::BGPPolicy;
 use k8s_openapi::api::{
-    core::v1::{Node, Secret, Service},
+    core::v1::{Node, Pod, Secret, Service},
     discovery::v1::EndpointSlice,
 };
 
+pub use attributes::{
+    COMMUNITIES_ANNOTATION, LARGE_COMMUNITIES_ANNOTATION, LOCAL_PREF_ANNOTATION, MED_ANNOTATION, describe,
+    service_attributes,
+};
 pub use egress::{EGRESS_API_VERSION, Egress, EgressStatus};
 pub use nodes::ROUTER_ID_ANNOTATION;
+pub use overrides::{
+    AS_PATH_PREPEND_ANNOTATION, LOCAL_ASN_ANNOTATION, OVERRIDE_ANNOTATIONS, PEERS_ANNOTATION,
+};
 pub use passwords::PasswordBook;
-pub use report::{NodeReport, PolicyReport, Problem, RouterIdCollision, RouterIdSource};
+pub use pods::{ADVERTISE_LABEL, POD_SELECTOR, PodChange, PodKey, PodRoute, PodSkip, pod_route, pod_scope};
+pub use report::{InvalidOverrides, NodeReport, PolicyReport, Problem, RouterIdCollision, RouterIdSource};
 pub use services::{
     SERVICE_NAME_LABEL, Scope, ServiceKey, ServiceRoute, ServiceRoutes, local_nodes, service_routes,
     slices_by_service,
@@ -59,6 +72,9 @@ pub struct Snapshot {
     pub services: Vec<Service>,
     pub endpoint_slices: Vec<EndpointSlice>,
     pub egresses: Vec<Egress>,
+    /// Pods labelled `bgpintent.io/advertise` (the controller watches only those; offline,
+    /// unlabelled Pods are ignored).
+    pub pods: Vec<Pod>,
     /// The passwords Secret (`bgp-passwords` in the controller's namespace), if it exists.
     pub passwords: Option<Secret>,
     /// Node → `spec.policy.name` of the BGPNodeIntent currently written for it. Only used
@@ -76,6 +92,7 @@ impl fmt::Debug for Snapshot {
             .field("services", &self.services.len())
             .field("endpoint_slices", &self.endpoint_slices.len())
             .field("egresses", &self.egresses.len())
+            .field("pods", &self.pods.len())
             .field(
                 "passwords",
                 &self
@@ -94,7 +111,7 @@ pub struct NodeResolution {
     /// `metadata.uid` of the Node (owner of its BGPNodeIntent).
     pub uid: String,
     /// The intent with only node-specific prefixes (PodCIDRs, Egress IPs, Service IPs with
-    /// a Local traffic policy); `sets` is filled in by materialization. See
+    /// a Local traffic policy, `local` Pods); `sets` is filled in by materialization. See
     /// [`Resolution::logical_intent`] for the full list.
     pub intent: NodeIntent,
     pub report: NodeReport,
@@ -105,7 +122,8 @@ pub struct NodeResolution {
 pub struct Resolution {
     /// Nodes owned by a valid policy, by name.
     pub nodes: BTreeMap<String, NodeResolution>,
-    /// Nodes owned by an invalid policy → that policy: keep their current intent.
+    /// Nodes whose current intent is kept → their policy: the Nodes of an invalid policy,
+    /// and Nodes with invalid override annotations (`PolicyReport::invalid_overrides`).
     pub held: BTreeMap<String, String>,
     /// Router-ID annotations to add (Node → value); only for Nodes without one.
     pub router_id_annotations: BTreeMap<String, RouterId>,
@@ -113,6 +131,16 @@ pub struct Resolution {
     pub policies: BTreeMap<String, PolicyReport>,
     /// Every Service's routes (policy-independent), by namespace/name.
     pub services: BTreeMap<ServiceKey, ServiceRoutes>,
+    /// Every announceable labelled Pod's route (policy-independent), by namespace/name.
+    pub pods: BTreeMap<PodKey, PodRoute>,
+    /// Service IP → the Services that have it: whose attributes it carries.
+    pub service_ips: BTreeMap<Prefix, BTreeSet<ServiceKey>>,
+    /// IP of a `cluster` Pod → the Pods that have it: their shards carry the attributes of
+    /// any Service with the same IP (see the `attributes` module).
+    pub cluster_pod_ips: BTreeMap<Prefix, BTreeSet<PodKey>>,
+    /// PodCIDRs, Egress IPs and `local` Pod IPs → the Nodes announcing them (see the
+    /// `attributes` module).
+    pub other_local: BTreeMap<Prefix, BTreeSet<String>>,
     /// Problems with individual objects (bad IPs, malformed Secret keys), sorted.
     pub problems: Vec<Problem>,
 }
@@ -125,6 +153,11 @@ pub struct ServiceChange {
     pub nodes: BTreeSet<String>,
     /// Families whose Cluster-scope (shared) routes of this Service changed.
     pub shared_families: BTreeSet<Family>,
+    /// Other Services whose shared groups hold an IP of this one whose attributes may have
+    /// changed (Services sharing an IP), with the families concerned.
+    pub shared_others: BTreeMap<ServiceKey, BTreeSet<Family>>,
+    /// `cluster` Pods whose shared groups hold such an IP, with the families concerned.
+    pub shared_pods: BTreeMap<PodKey, BTreeSet<Family>>,
 }
 
 /// Resolves a snapshot. Pure and deterministic: the result does not depend on the order of
@@ -151,9 +184,14 @@ pub fn resolve(snapshot: &Snapshot) -> Resolution {
         .filter_map(|n| owners.owner.get(&n.name).map(|&i| (n, &policies[i])))
         .filter(|(_, p)| p.is_valid())
         .collect();
+    // Their override annotations; a Node with an invalid one is held.
+    let node_overrides = overrides::read_all(&effective);
     let with_asn: Vec<(&NodeFacts, bgpintent_api::Asn)> = effective
         .iter()
-        .map(|(n, p)| (*n, p.settings.as_ref().expect("valid").local_asn))
+        .map(|(n, p)| {
+            let asn = p.settings.as_ref().expect("valid").local_asn;
+            (*n, node_overrides[&n.name].0.local_asn(asn))
+        })
         .collect();
     let (router_ids, collisions) = router_id::choose(&with_asn);
 
@@ -183,12 +221,17 @@ pub fn resolve(snapshot: &Snapshot) -> Resolution {
             report.effective = owned.collect();
             let settings = policy.settings.as_ref().expect("valid");
             report.service_ip_types = settings.advertisements.service_ip_types.clone();
-            report.unauthenticated_peers = settings
-                .peers
-                .keys()
-                .filter(|k| book.lookup(k).is_none())
-                .copied()
-                .collect();
+            report.path_attributes = settings.path_attributes.clone();
+            report.pods = settings.advertisements.pod;
+            report.unauthenticated_peers =
+                overrides::peers_in_use(settings, &report.effective, &node_overrides)
+                    .filter(|k| book.lookup(k).is_none())
+                    .collect();
+            report.invalid_overrides = overrides::invalid(&facts, &report.effective, &node_overrides);
+            for node in report.invalid_overrides.keys() {
+                report.held.insert(node.clone());
+                res.held.insert(node.clone(), policy.name.clone());
+            }
             report.router_id_collisions = collisions
                 .iter()
                 .filter(|c| c.nodes.iter().any(|n| report.effective.contains(n)))
@@ -205,6 +248,11 @@ pub fn resolve(snapshot: &Snapshot) -> Resolution {
 
     for (node, policy) in &effective {
         let settings = policy.settings.as_ref().expect("valid");
+        let (node_override, errors) = &node_overrides[&node.name];
+        if !errors.is_empty() {
+            continue; // held
+        }
+        let local_asn = node_override.local_asn(settings.local_asn);
         let chosen = &router_ids[&node.name];
         if chosen.write {
             res.router_id_annotations.insert(node.name.clone(), chosen.id);
@@ -218,8 +266,8 @@ pub fn resolve(snapshot: &Snapshot) -> Resolution {
                 ));
             }
         }
-        let peers = settings
-            .peers
+        let peers = node_override
+            .peers(&settings.peers)
             .iter()
             .map(|(key, peer)| {
                 let peer_family = Family::of(key.address);
@@ -260,6 +308,13 @@ pub fn resolve(snapshot: &Snapshot) -> Resolution {
                 add(*ip, Source::Egress { name: name.clone() }, &mut notes);
             }
         }
+        // PodCIDRs and Egress IPs carry the policy's attributes; Service IPs get theirs as
+        // the Services are added below.
+        let attributes = prefixes
+            .keys()
+            .filter(|_| !settings.path_attributes.is_empty())
+            .map(|p| (*p, settings.path_attributes.clone()))
+            .collect();
         let intent = NodeIntent {
             node: node.name.clone(),
             policy: PolicyRef {
@@ -268,15 +323,15 @@ pub fn resolve(snapshot: &Snapshot) -> Resolution {
                 generation: policy.generation,
             },
             router_id: chosen.id,
-            local_asn: settings.local_asn,
+            local_asn,
             listen_port: settings.listen_port,
             confederation: settings.confederation.clone(),
             next_hops: node.next_hops,
             peers,
             prefixes,
             sets: BTreeSet::new(),
-            attributes: BTreeMap::new(),
-            as_path_prepend: None,
+            attributes,
+            as_path_prepend: node_override.as_path_prepend(local_asn),
         };
         res.nodes.insert(
             node.name.clone(),
@@ -285,12 +340,14 @@ pub fn resolve(snapshot: &Snapshot) -> Resolution {
                 intent,
                 report: NodeReport {
                     router_id_source: chosen.source,
+                    overrides: node_override.describe(&policy.name, settings.local_asn, &settings.peers),
                     notes,
                 },
             },
         );
     }
 
+    res.other_local = attributes::other_local_index(res.nodes.iter().map(|(n, nr)| (n, &nr.intent.prefixes)));
     let slices = slices_by_service(&snapshot.endpoint_slices);
     for service in &snapshot.services {
         let key = ServiceKey::of(service);
@@ -298,6 +355,12 @@ pub fn resolve(snapshot: &Snapshot) -> Resolution {
         let routes = service_routes(service, service_slices, &mut problems);
         res.set_service(key, Some(routes));
     }
+    for pod in &snapshot.pods {
+        if let Ok(route) = pod_route(pod, &mut problems) {
+            res.replace_pod(PodKey::of(pod), Some(route));
+        }
+    }
+    problems.extend(res.attribute_problems());
     problems.sort();
     problems.dedup();
     res.problems = problems;
@@ -329,6 +392,21 @@ fn egress_index(egresses: &[Egress], problems: &mut Vec<Problem>) -> BTreeMap<St
     out
 }
 
+/// Adds `item` to the set of `key`, or removes it (dropping a set left empty): the
+/// upkeep of every prefix → set map of the engine (a Node's prefixes and their sources,
+/// and the indexes of Services, `cluster` Pods and Nodes by IP), shared so the Service
+/// and Pod incremental paths keep them in one way.
+pub(crate) fn update_set<K: Ord, V: Ord>(map: &mut BTreeMap<K, BTreeSet<V>>, key: K, item: V, add: bool) {
+    if add {
+        map.entry(key).or_default().insert(item);
+    } else if let Some(set) = map.get_mut(&key) {
+        set.remove(&item);
+        if set.is_empty() {
+            map.remove(&key);
+        }
+    }
+}
+
 impl Resolution {
     /// Replaces (or, with `None`, removes) one Service's routes and updates the Nodes they
     /// touch. `resolve` is built on this, so applying a change here gives exactly what a
@@ -358,8 +436,9 @@ impl Resolution {
         }
         if let Some(new) = routes {
             self.apply_local(&key, &new, true, &mut change.nodes);
-            self.services.insert(key, new);
+            self.services.insert(key.clone(), new);
         }
+        self.service_attributes_changed(&key, old.as_ref(), &mut change);
         change
     }
 
@@ -395,22 +474,14 @@ impl Resolution {
                 if !announces {
                     continue;
                 }
-                let prefixes = &mut nr.intent.prefixes;
-                if add {
-                    prefixes.entry(route.prefix).or_default().insert(source.clone());
-                } else if let Some(sources) = prefixes.get_mut(&route.prefix) {
-                    sources.remove(&source);
-                    if sources.is_empty() {
-                        prefixes.remove(&route.prefix);
-                    }
-                }
+                update_set(&mut nr.intent.prefixes, route.prefix, source.clone(), add);
                 touched.insert(node.clone());
             }
         }
     }
 
-    /// Cluster-scope Service routes a policy announces from every Node it owns (of one
-    /// family, or both), with their sources.
+    /// Cluster-scope Service routes (and `cluster` Pods) a policy announces from every Node
+    /// it owns (of one family, or both), with their sources.
     pub fn shared_prefixes(
         &self,
         policy: &str,
@@ -434,17 +505,25 @@ impl Resolution {
                 }
             }
         }
+        if report.pods {
+            self.add_shared_pods(family, &mut out);
+        }
         out
     }
 
     /// The full list of prefixes a Node announces: its node-specific ones plus its policy's
-    /// shared ones of the families it has a next hop for. `sets` is left empty.
+    /// shared ones of the families it has a next hop for, with their attributes. `sets` is
+    /// left empty.
     pub fn logical_intent(&self, node: &str) -> Option<NodeIntent> {
         let nr = self.nodes.get(node)?;
         let mut intent = nr.intent.clone();
         for family in intent.next_hops.families().collect::<Vec<_>>() {
             for (prefix, sources) in self.shared_prefixes(&intent.policy.name, Some(family)) {
                 intent.prefixes.entry(prefix).or_default().extend(sources);
+                let (attrs, _) = self.prefix_attributes(&intent.policy.name, prefix);
+                if !attrs.is_empty() {
+                    intent.attributes.insert(prefix, attrs);
+                }
             }
         }
         Some(intent)

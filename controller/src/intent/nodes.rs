@@ -1,5 +1,5 @@
 //! What the engine reads from a Node: labels, InternalIPs (next hops and router ID), Pod
-//! CIDRs and the router-ID annotation.
+//! CIDRs, the router-ID annotation and the override annotations (parsed in `overrides`).
 
 use std::{
     collections::BTreeMap,
@@ -26,6 +26,8 @@ pub(crate) struct NodeFacts {
     pub pod_cidrs: Vec<Prefix>,
     /// The raw router-ID annotation, if present.
     pub router_id_annotation: Option<String>,
+    /// The raw per-Node override annotations (`bgpintent.io/local-asn`, ...), by name.
+    pub override_annotations: BTreeMap<String, String>,
 }
 
 impl NodeFacts {
@@ -75,6 +77,7 @@ impl NodeFacts {
                 .as_ref()
                 .and_then(|a| a.get(ROUTER_ID_ANNOTATION))
                 .cloned(),
+            override_annotations: super::overrides::of(node.metadata.annotations.as_ref()),
             name,
             next_hops,
             pod_cidrs,

@@ -9,7 +9,7 @@ use std::{
     fmt,
 };
 
-use bgpintent_api::{Asn, FieldError, PeerKey, RouterId, ServiceIpType};
+use bgpintent_api::{Asn, Family, FieldError, PathAttributes, PeerKey, RouterId, ServiceIpType};
 use serde::Serialize;
 
 /// A problem with one object that does not fail a policy (a bad Service IP, a malformed
@@ -59,9 +59,13 @@ pub struct PolicyReport {
     pub selected: BTreeSet<String>,
     /// Nodes this policy owns and has an intent for.
     pub effective: BTreeSet<String>,
-    /// Nodes this invalid policy owns: no new intent is computed for them and the I/O
-    /// layer keeps whatever intent is already written (fail static).
+    /// Nodes whose intent the I/O layer keeps as already written (fail static): every Node
+    /// of an invalid policy, and the Nodes of a valid one whose override annotations are
+    /// invalid (those are also `effective` and listed in `invalid_overrides`).
     pub held: BTreeSet<String>,
+    /// Owned Nodes whose override annotations (`bgpintent.io/local-asn`, `.../peers`,
+    /// `.../as-path-prepend`) break a rule. Non-empty means `NodeOverridesValid` False.
+    pub invalid_overrides: BTreeMap<String, InvalidOverrides>,
     /// Selected Nodes owned by an older policy: Node → owning policy. Non-empty means
     /// `Conflicted`.
     pub conflicts: BTreeMap<String, String>,
@@ -71,6 +75,24 @@ pub struct PolicyReport {
     pub unauthenticated_peers: Vec<PeerKey>,
     /// Service IP types this policy announces (empty when not accepted).
     pub service_ip_types: BTreeSet<ServiceIpType>,
+    /// `spec.pathAttributes`, parsed (empty when not accepted).
+    pub path_attributes: PathAttributes,
+    /// `advertisements.pod` is set (false when not accepted): the owned Nodes announce their
+    /// PodCIDRs and the labelled Pods (see the `pods` module).
+    pub pods: bool,
+}
+
+/// Why a Node's overrides were refused: its intent is held until they are fixed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InvalidOverrides {
+    /// `metadata.uid` of the Node (for its Events).
+    pub uid: String,
+    /// Families the Node has a next hop for: the shared sets of those families are kept
+    /// for its held intent.
+    pub families: BTreeSet<Family>,
+    /// By annotation name; each error's field is the full path, e.g.
+    /// `metadata.annotations[bgpintent.io/peers][1].asn`.
+    pub errors: BTreeMap<String, Vec<FieldError>>,
 }
 
 /// Two or more Nodes of one ASN with the same BGP identifier.
@@ -113,6 +135,8 @@ impl fmt::Display for RouterIdSource {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NodeReport {
     pub router_id_source: RouterIdSource,
+    /// What the Node's override annotations change, one line each (empty without any).
+    pub overrides: Vec<String>,
     /// Human-readable notes (no InternalIP of a family, invalid annotation, ...).
     pub notes: Vec<String>,
 }

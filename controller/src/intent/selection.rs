@@ -19,6 +19,9 @@
 //! then holds the Nodes whose current intent names it (`Snapshot::current_owners`), which
 //! is exactly the set it owned before the bad edit. Offline, with no current intents, such
 //! a policy holds nothing.
+//!
+//! A valid policy's Node whose override annotations are invalid is held the same way, alone
+//! (see `overrides`): it stays owned and effective, but gets no new intent until fixed.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use bgpintent_api::{Family, Prefix, ServiceIpType, fnv1a32};
+use bgpintent_api::{Family, FieldError, PathAttributes, Prefix, ServiceIpType, fnv1a32};
 use k8s_openapi::api::{
     core::v1::Service,
     discovery::v1::{Endpoint, EndpointSlice},
@@ -60,11 +60,12 @@ impl std::fmt::Display for ServiceKey {
 }
 
 /// Whether a route is announced by every Node of a policy or only where an endpoint is.
+/// Also the scope of a labelled Pod (`bgpintent.io/advertise=cluster|local`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum Scope {
     /// Traffic policy `Cluster` (the default): every owned Node.
     Cluster,
-    /// Traffic policy `Local`: only Nodes with a usable local endpoint.
+    /// Traffic policy `Local`: only Nodes with a usable local endpoint (for a Pod: its Node).
     Local,
 }
 
@@ -86,6 +87,11 @@ pub struct ServiceRoutes {
     pub local_nodes: BTreeMap<Family, BTreeSet<String>>,
     /// Cached [`ServiceKey::shard_hash`].
     pub shard_hash: u32,
+    /// Path attributes from the Service's `bgpintent.io/*` annotations; empty when it has
+    /// none or when one is invalid.
+    pub attributes: PathAttributes,
+    /// Why the annotations are ignored, each naming its annotation and rule.
+    pub invalid_annotations: Vec<FieldError>,
 }
 
 impl ServiceRoutes {
@@ -251,9 +257,19 @@ pub fn service_routes(
     } else {
         BTreeMap::new()
     };
+    let (attributes, invalid_annotations) = super::attributes::service_attributes(service);
+    problems.extend(invalid_annotations.iter().map(|e| {
+        Problem::new(
+            &object,
+            e.field.clone(),
+            format!("{e}; the Service's attributes are ignored"),
+        )
+    }));
     ServiceRoutes {
         routes,
         local_nodes,
         shard_hash: key.shard_hash(),
+        attributes,
+        invalid_annotations,
     }
 }

@@ -4,11 +4,12 @@
 //! Pure, like the engine. Storage decisions live here and only here:
 //!
 //! * a Node's intent holds its node-specific prefixes (PodCIDRs, Egress IPs, Local-policy
-//!   Service IPs) and the names of the sets of its policy, one list per family it has a
-//!   next hop for — so the union of an intent and its sets is exactly
+//!   Service IPs, `local` Pods) and the names of the sets of its policy, one list per family
+//!   it has a next hop for — so the union of an intent and its sets is exactly
 //!   [`Resolution::logical_intent`];
-//! * Cluster-policy Service IPs go once into the sets, sharded by Service (see [`shards`]),
-//!   so one Service change rewrites one set of at most ~16 KiB, whatever the Node count.
+//! * Cluster-policy Service IPs and `cluster` Pod IPs go once into the sets, sharded by
+//!   Service or Pod (see [`shards`]), so one Service or Pod change rewrites one set of at
+//!   most ~16 KiB, whatever the Node count.
 //!
 //! Write order for the I/O layer ([`Diff`]): apply sets, then intents, then delete intents
 //! and sets that are gone. A speaker therefore never points at a set that does not exist
@@ -26,7 +27,7 @@ use bgpintent_crd::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::Resource;
 
-use crate::intent::{Resolution, ServiceChange};
+use crate::intent::{PodChange, PolicyReport, Resolution, ServiceChange};
 
 /// Largest object we accept to write (the API server's own limit is ~1.5 MiB; etcd
 /// performance degrades well before).
@@ -138,24 +139,8 @@ pub fn materialize(res: &Resolution, previous: &Layout) -> Materialized {
         held: res.held.keys().cloned().collect(),
         ..Materialized::default()
     };
-    // Which (policy, family) need sets: policies that advertise Service IPs, families that
-    // at least one of their Nodes can announce.
-    let mut keys: BTreeSet<(String, Family)> = BTreeSet::new();
-    for nr in res.nodes.values() {
-        let policy = &nr.intent.policy.name;
-        if res
-            .policies
-            .get(policy)
-            .is_some_and(|p| !p.service_ip_types.is_empty())
-        {
-            for family in nr.intent.next_hops.families() {
-                keys.insert((policy.clone(), family));
-            }
-        }
-    }
-    for (policy, family) in keys {
-        let types = &res.policies[&policy].service_ip_types;
-        let sizes = shards::sizes(res, types, family);
+    for (policy, family) in set_keys(res) {
+        let sizes = shards::sizes(res, &policy, family);
         let count = shards::choose_count(&sizes, previous.shards.get(&(policy.clone(), family)).copied());
         out.layout.shards.insert((policy.clone(), family), count);
         for index in 0..count {
@@ -172,14 +157,46 @@ pub fn materialize(res: &Resolution, previous: &Layout) -> Materialized {
     out
 }
 
+/// Which (policy, family) need sets: policies that advertise Service IPs, or Pods while any
+/// `cluster` Pod exists (so clusters that do not use per-Pod announcements get no empty
+/// sets); families that at least one of their Nodes can announce.
+fn set_keys(res: &Resolution) -> BTreeSet<(String, Family)> {
+    let cluster_pods = res.has_cluster_pods();
+    let needs_sets = |p: &PolicyReport| !p.service_ip_types.is_empty() || (p.pods && cluster_pods);
+    let mut keys: BTreeSet<(String, Family)> = BTreeSet::new();
+    for nr in res.nodes.values() {
+        let policy = &nr.intent.policy.name;
+        if res.policies.get(policy).is_some_and(needs_sets) {
+            for family in nr.intent.next_hops.families() {
+                keys.insert((policy.clone(), family));
+            }
+        }
+    }
+    // A Node held for invalid override annotations keeps its written intent, which names
+    // its policy's sets: keep them even when no other Node of the policy needs them.
+    for report in res.policies.values().filter(|p| needs_sets(p)) {
+        for held in report.invalid_overrides.values() {
+            keys.extend(held.families.iter().map(|f| (report.name.clone(), *f)));
+        }
+    }
+    keys
+}
+
+/// One shard: the Services, then the `cluster` Pods (if the policy advertises Pods), whose
+/// hash falls in it.
 fn build_set(res: &Resolution, policy: &str, family: Family, index: u32, count: u32) -> SetObject {
-    let types = &res.policies[policy].service_ip_types;
-    let prefixes: Vec<PrefixGroup> = res
+    let mut prefixes: Vec<PrefixGroup> = res
         .services
         .iter()
         .filter(|(_, r)| r.shard_hash % count == index)
-        .flat_map(|(key, routes)| shards::service_groups(key, routes, types, family))
+        .flat_map(|(key, routes)| shards::service_groups(res, policy, key, routes, family))
         .collect();
+    prefixes.extend(
+        res.pods
+            .iter()
+            .filter(|(_, r)| r.shard_hash % count == index)
+            .flat_map(|(key, route)| shards::pod_groups(res, policy, key, route, family)),
+    );
     let mut set = SetObject {
         owner: policy_owner(res, policy),
         family,
@@ -237,6 +254,7 @@ fn split_groups(groups: Vec<PrefixGroup>) -> Vec<PrefixGroup> {
                 .map(|c| PrefixGroup {
                     source: g.source.clone(),
                     prefixes: c.to_vec(),
+                    attributes: g.attributes.clone(),
                 })
                 .collect::<Vec<_>>()
         })
@@ -295,40 +313,74 @@ pub struct Touched {
 impl Materialized {
     /// Updates the objects one Service change affects (`change` from
     /// [`Resolution::set_service`] on `res`): its shard in each set of the changed families
-    /// and the intents of the Nodes whose Local routes changed. Equal to a full
-    /// [`materialize`] with the same layout (a property test checks it).
+    /// (and the shards of Services and `cluster` Pods sharing an IP with it, when that IP's
+    /// attributes may have changed) and the intents of the Nodes whose Local routes or
+    /// attributes changed. Equal to a full [`materialize`] with the same layout (a property
+    /// test checks it).
     pub fn apply_service_change(&mut self, res: &Resolution, change: &ServiceChange) -> Touched {
+        // (shard hash, family) of everything whose shared groups changed.
+        let mut changed: BTreeSet<(u32, Family)> = change
+            .shared_families
+            .iter()
+            .map(|f| (change.service.shard_hash(), *f))
+            .collect();
+        for (other, families) in &change.shared_others {
+            changed.extend(families.iter().map(|f| (other.shard_hash(), *f)));
+        }
+        for (pod, families) in &change.shared_pods {
+            changed.extend(families.iter().map(|f| (pod.shard_hash(), *f)));
+        }
+        self.apply_change(res, &changed, &change.nodes)
+    }
+
+    /// Updates the objects one Pod change affects (`change` from [`Resolution::set_pod`] on
+    /// `res`): its shard in each set of the changed families and the intents of the Nodes
+    /// whose `local` Pod prefixes changed. When the first `cluster` Pod appears or the last
+    /// one goes, policies that advertise Pods but no Service IP gain or lose their sets:
+    /// that is a re-layout. Equal to a full [`materialize`] with the same layout.
+    pub fn apply_pod_change(&mut self, res: &Resolution, change: &PodChange) -> Touched {
+        if change.shared_layout {
+            return self.relayout(res);
+        }
+        let hash = change.pod.shard_hash();
+        let changed = change.shared_families.iter().map(|f| (hash, *f)).collect();
+        self.apply_change(res, &changed, &change.nodes)
+    }
+
+    /// Rewrites the shard each `(hash, family)` of `changed` falls in, in every set of that
+    /// family, and the intents of `nodes`; a full re-layout if a shard outgrows its bound.
+    fn apply_change(
+        &mut self,
+        res: &Resolution,
+        changed: &BTreeSet<(u32, Family)>,
+        nodes: &BTreeSet<String>,
+    ) -> Touched {
         let mut touched = Touched::default();
-        let hash = change.service.shard_hash();
-        let keys: Vec<((String, Family), u32)> = self
+        let keys: BTreeSet<((String, Family), u32, u32)> = self
             .layout
             .shards
             .iter()
-            .filter(|((_, f), _)| change.shared_families.contains(f))
-            .map(|(k, v)| (k.clone(), *v))
+            .flat_map(|((policy, f), count)| {
+                changed
+                    .iter()
+                    .filter(move |(_, sf)| sf == f)
+                    .map(move |(hash, _)| ((policy.clone(), *f), *count, hash % count))
+            })
             .collect();
-        for ((policy, family), count) in keys {
-            let index = hash % count;
+        for ((policy, family), count, index) in keys {
             let name = shards::set_name(&policy, family, count, index);
             let set = build_set(res, &policy, family, index, count);
             if shards::groups_bytes(&set.spec.prefixes) > shards::SOFT_MAX_SET_BYTES
                 && count < shards::MAX_SHARDS
             {
-                let fresh = materialize(res, &self.layout);
-                let diff = diff(self, &fresh);
-                *self = fresh;
-                return Touched {
-                    sets: diff.apply_sets,
-                    intents: diff.apply_intents,
-                    relayout: true,
-                };
+                return self.relayout(res);
             }
             if self.sets.get(&name) != Some(&set) {
                 self.sets.insert(name.clone(), set);
                 touched.sets.push(name);
             }
         }
-        for node in &change.nodes {
+        for node in nodes {
             if let Some(intent) = build_intent(res, &self.layout, node)
                 && self.intents.get(node) != Some(&intent)
             {
@@ -337,6 +389,19 @@ impl Materialized {
             }
         }
         touched
+    }
+
+    /// Recomputes everything with the current layout as the previous one; the lists hold
+    /// every object that changed.
+    fn relayout(&mut self, res: &Resolution) -> Touched {
+        let fresh = materialize(res, &self.layout);
+        let diff = diff(self, &fresh);
+        *self = fresh;
+        Touched {
+            sets: diff.apply_sets,
+            intents: diff.apply_intents,
+            relayout: true,
+        }
     }
 
     /// Size of the largest object.

@@ -1,19 +1,24 @@
 //! How many shards a policy's shared prefixes of one family get, and what goes in each.
 //!
-//! A Service lands in shard `fnv1a32(namespace/name) % count`, so a Service change rewrites
-//! exactly one shard. The count is chosen from the content's size with hysteresis: it is
-//! kept from the previous layout while every shard stays under [`SOFT_MAX_SET_BYTES`] and
-//! the average stays over [`MIN_AVG_SET_BYTES`]; otherwise it is recomputed so the average
-//! is [`TARGET_SET_BYTES`]. Changing the count rewrites every shard and every intent of the
-//! policy (new set names), so it must be rare: the 2 KiB–15 KiB band means a policy has to
-//! roughly halve or double its shared content before that happens.
+//! A Service (or a `cluster` Pod) lands in shard `fnv1a32(namespace/name) % count`, so a
+//! Service or Pod change rewrites exactly one shard per family. The count is chosen from the
+//! content's size with hysteresis: it is kept from the previous layout while every shard
+//! stays under [`SOFT_MAX_SET_BYTES`] and the average stays over [`MIN_AVG_SET_BYTES`];
+//! otherwise it is recomputed so the average is [`TARGET_SET_BYTES`]. Changing the count
+//! rewrites every shard and every intent of the policy (new set names), so it must be rare:
+//! the 2 KiB–15 KiB band means a policy has to roughly halve or double its shared content
+//! before that happens.
 
 use std::collections::BTreeMap;
 
-use bgpintent_api::{Family, Prefix, ServiceIpType};
-use bgpintent_crd::{MAX_PREFIXES_PER_GROUP, common::PrefixGroup, convert::source_ref};
+use bgpintent_api::{Family, PathAttributes, Prefix, ServiceIpType, Source};
+use bgpintent_crd::{
+    MAX_PREFIXES_PER_GROUP,
+    common::PrefixGroup,
+    convert::{path_attributes_spec, source_ref},
+};
 
-use crate::intent::{Resolution, Scope, ServiceKey, ServiceRoutes};
+use crate::intent::{PodKey, PodRoute, Resolution, Scope, ServiceKey, ServiceRoutes};
 
 /// Bytes of prefix groups above which a shard forces a re-layout. With object overhead
 /// this keeps one rewritten set under 16 KiB.
@@ -25,35 +30,78 @@ pub const MIN_AVG_SET_BYTES: usize = 2 * 1024;
 /// Upper bound on shards per policy and family (every intent lists their names).
 pub const MAX_SHARDS: u32 = 1024;
 
-/// The groups one Service contributes to the shared set of a policy (IP types `types`) and
-/// family: one group per IP type, prefixes sorted, split at the CRD's per-group bound.
+/// The groups one Service contributes to the shared set of a policy and family: one group
+/// per (IP type, attributes), prefixes sorted, split at the CRD's per-group bound. A
+/// prefix's attributes are merged over every Service that has it (see `intent::attributes`),
+/// so they are the same in every shard that holds it.
 pub(crate) fn service_groups(
+    res: &Resolution,
+    policy: &str,
     key: &ServiceKey,
     routes: &ServiceRoutes,
-    types: &std::collections::BTreeSet<ServiceIpType>,
     family: Family,
 ) -> Vec<PrefixGroup> {
-    let mut by_type: BTreeMap<ServiceIpType, Vec<Prefix>> = BTreeMap::new();
+    let Some(report) = res.policies.get(policy) else {
+        return Vec::new();
+    };
+    let mut by_type: BTreeMap<(ServiceIpType, PathAttributes), Vec<Prefix>> = BTreeMap::new();
     for r in &routes.routes {
-        if r.scope == Scope::Cluster && types.contains(&r.ip_type) && r.prefix.family() == family {
-            by_type.entry(r.ip_type).or_default().push(r.prefix);
+        if r.scope == Scope::Cluster
+            && report.service_ip_types.contains(&r.ip_type)
+            && r.prefix.family() == family
+        {
+            let (attrs, _) = res.prefix_attributes(policy, r.prefix);
+            by_type.entry((r.ip_type, attrs)).or_default().push(r.prefix);
         }
     }
     let mut out = Vec::new();
-    for (ip_type, prefixes) in by_type {
-        let source = source_ref(&bgpintent_api::Source::Service {
+    for ((ip_type, attrs), prefixes) in by_type {
+        let source = Source::Service {
             namespace: key.namespace.clone(),
             name: key.name.clone(),
             ip_type,
-        });
-        for chunk in prefixes.chunks(MAX_PREFIXES_PER_GROUP as usize) {
-            out.push(PrefixGroup {
-                source: source.clone(),
-                prefixes: chunk.iter().map(Prefix::to_string).collect(),
-            });
-        }
+        };
+        push_groups(&mut out, &source, &attrs, &prefixes);
     }
     out
+}
+
+/// The groups one `cluster` Pod contributes to the shared set of a policy and family (none
+/// when the policy does not advertise Pods or the Pod has no IP of that family): one group
+/// per attribute set, as for a Service.
+pub(crate) fn pod_groups(
+    res: &Resolution,
+    policy: &str,
+    key: &PodKey,
+    route: &PodRoute,
+    family: Family,
+) -> Vec<PrefixGroup> {
+    if route.scope != Scope::Cluster || !res.policies.get(policy).is_some_and(|p| p.pods) {
+        return Vec::new();
+    }
+    let mut by_attrs: BTreeMap<PathAttributes, Vec<Prefix>> = BTreeMap::new();
+    for prefix in route.prefixes.iter().filter(|p| p.family() == family) {
+        let (attrs, _) = res.prefix_attributes(policy, *prefix);
+        by_attrs.entry(attrs).or_default().push(*prefix);
+    }
+    let mut out = Vec::new();
+    for (attrs, prefixes) in by_attrs {
+        push_groups(&mut out, &key.source(), &attrs, &prefixes);
+    }
+    out
+}
+
+/// Groups of one source with one attribute set, split at the CRD's per-group bound.
+fn push_groups(out: &mut Vec<PrefixGroup>, source: &Source, attrs: &PathAttributes, prefixes: &[Prefix]) {
+    let attributes = (!attrs.is_empty()).then(|| path_attributes_spec(attrs));
+    let source = source_ref(source);
+    for chunk in prefixes.chunks(MAX_PREFIXES_PER_GROUP as usize) {
+        out.push(PrefixGroup {
+            source: source.clone(),
+            prefixes: chunk.iter().map(Prefix::to_string).collect(),
+            attributes: attributes.clone(),
+        });
+    }
 }
 
 /// Serialized size of groups as they appear in a list (with separators).
@@ -64,19 +112,17 @@ pub(crate) fn groups_bytes(groups: &[PrefixGroup]) -> usize {
         .sum()
 }
 
-/// Per-Service (hash, bytes) of the shared content of one policy and family.
-pub(crate) fn sizes(
-    res: &Resolution,
-    types: &std::collections::BTreeSet<ServiceIpType>,
-    family: Family,
-) -> Vec<(u32, usize)> {
-    res.services
-        .iter()
-        .filter_map(|(key, routes)| {
-            let bytes = groups_bytes(&service_groups(key, routes, types, family));
-            (bytes > 0).then_some((routes.shard_hash, bytes))
-        })
-        .collect()
+/// Per-Service and per-Pod (hash, bytes) of the shared content of one policy and family.
+pub(crate) fn sizes(res: &Resolution, policy: &str, family: Family) -> Vec<(u32, usize)> {
+    let services = res.services.iter().map(|(key, routes)| {
+        let bytes = groups_bytes(&service_groups(res, policy, key, routes, family));
+        (routes.shard_hash, bytes)
+    });
+    let pods = res.pods.iter().map(|(key, route)| {
+        let bytes = groups_bytes(&pod_groups(res, policy, key, route, family));
+        (route.shard_hash, bytes)
+    });
+    services.chain(pods).filter(|(_, bytes)| *bytes > 0).collect()
 }
 
 fn max_load(sizes: &[(u32, usize)], count: u32) -> usize {

@@ -27,7 +27,7 @@ use bgpintent_crd::{BGPAdvertisementSet, BGPNodeIntent};
 use kube::{Client, ResourceExt, runtime::events::Reporter};
 use tokio::sync::{Notify, watch as channel};
 
-pub use watch::{Stores, egress_resource};
+pub use watch::{Stores, egress_resource, start as start_informers};
 pub use write::{FIELD_MANAGER, Writer};
 
 use crate::{
@@ -171,6 +171,7 @@ impl Reconciler {
             services: owned(self.stores.services.state()),
             endpoint_slices: owned(self.stores.slices.state()),
             egresses,
+            pods: owned(self.stores.pods.state()),
             passwords,
             current_owners,
         }
@@ -257,7 +258,7 @@ impl Reconciler {
             }
         }
         self.writer.policy_statuses(&res, &self.stores, &mut report).await;
-        self.writer.events(&res).await;
+        self.writer.events(&res, &self.stores).await;
 
         self.metrics.intents.clear();
         for intent in mat.intents.values() {

@@ -1,4 +1,7 @@
 //! The informers: one reflector per kind, with caches trimmed to what the engine reads.
+//! Pods are watched cluster-wide but only those labelled `bgpintent.io/advertise=cluster|local`
+//! ([`POD_SELECTOR`], filtered by the API server), so the cache holds the opted-in Pods, not
+//! every Pod of the cluster.
 //!
 //! Every event pokes one shared [`Notify`]; the pass loop debounces those pokes. Antrea's
 //! `Egress` is optional: its absence is probed, logged once, and probed again every minute,
@@ -9,7 +12,7 @@ use std::{sync::Arc, time::Duration};
 use bgpintent_crd::{BGPAdvertisementSet, BGPNodeIntent, BGPPolicy};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::{
-    core::v1::{Node, Secret, Service},
+    core::v1::{Node, Pod, PodSpec, PodStatus, Secret, Service},
     discovery::v1::EndpointSlice,
 };
 use kube::{
@@ -23,6 +26,8 @@ use kube::{
 };
 use tokio::sync::{Notify, watch};
 
+use crate::intent::{ADVERTISE_LABEL, POD_SELECTOR};
+
 /// Read-only caches of everything the controller reads.
 #[derive(Clone)]
 pub struct Stores {
@@ -30,6 +35,8 @@ pub struct Stores {
     pub nodes: Store<Node>,
     pub services: Store<Service>,
     pub slices: Store<EndpointSlice>,
+    /// Labelled Pods only ([`POD_SELECTOR`]).
+    pub pods: Store<Pod>,
     pub secrets: Store<Secret>,
     pub egresses: Store<DynamicObject>,
     pub intents: Store<BGPNodeIntent>,
@@ -51,6 +58,7 @@ impl Stores {
         let _ = self.nodes.wait_until_ready().await;
         let _ = self.services.wait_until_ready().await;
         let _ = self.slices.wait_until_ready().await;
+        let _ = self.pods.wait_until_ready().await;
         let _ = self.secrets.wait_until_ready().await;
         let _ = self.intents.wait_until_ready().await;
         let _ = self.sets.wait_until_ready().await;
@@ -92,6 +100,57 @@ fn trim_slice(s: &mut EndpointSlice) {
         e.hints = None;
         e.deprecated_topology = None;
     }
+}
+
+/// What the engine reads of a Pod (see `intent::pods`): name, namespace, uid, our label,
+/// deletionTimestamp, resourceVersion (the watcher resumes from it), nodeName, hostNetwork,
+/// phase, Pod IPs and the Ready condition. Containers, volumes and the rest of the status are
+/// large and churn; they are dropped.
+pub fn trim_pod(p: &mut Pod) {
+    let metadata = std::mem::take(&mut p.metadata);
+    p.metadata = kube::api::ObjectMeta {
+        name: metadata.name,
+        namespace: metadata.namespace,
+        uid: metadata.uid,
+        resource_version: metadata.resource_version,
+        deletion_timestamp: metadata.deletion_timestamp,
+        labels: metadata.labels.map(|mut l| {
+            l.retain(|k, _| k == ADVERTISE_LABEL);
+            l
+        }),
+        ..Default::default()
+    };
+    if let Some(spec) = p.spec.as_mut() {
+        *spec = PodSpec {
+            node_name: spec.node_name.take(),
+            host_network: spec.host_network.take(),
+            ..Default::default()
+        };
+    }
+    if let Some(status) = p.status.as_mut() {
+        *status = PodStatus {
+            phase: status.phase.take(),
+            pod_ip: status.pod_ip.take(),
+            pod_ips: status.pod_ips.take(),
+            conditions: status.conditions.take().map(|mut c| {
+                c.retain(|c| c.type_ == "Ready");
+                for c in &mut c {
+                    // Timestamps and messages change without changing readiness.
+                    c.last_probe_time = None;
+                    c.last_transition_time = None;
+                    c.message = None;
+                    c.reason = None;
+                }
+                c
+            }),
+            ..Default::default()
+        };
+    }
+}
+
+/// The watcher configuration of the Pod reflector: labelled Pods only.
+pub fn pod_watch_config() -> watcher::Config {
+    watcher::Config::default().labels(POD_SELECTOR)
 }
 
 /// Starts every reflector; returns the stores and a future that drives them (run it in a
@@ -141,6 +200,12 @@ pub fn start(
         trigger.clone(),
     );
     let (sets, w7) = reflect(Api::all(client.clone()), default, trim_meta, trigger.clone());
+    let (pods, w8) = reflect(
+        Api::all(client.clone()),
+        pod_watch_config(),
+        trim_pod,
+        trigger.clone(),
+    );
     let egress_writer = reflector::store::Writer::new(egress_resource());
     let egress_reader = egress_writer.as_reader();
     let (settled_tx, egress_settled) = watch::channel(false);
@@ -150,6 +215,7 @@ pub fn start(
         nodes,
         services,
         slices,
+        pods,
         secrets,
         egresses: egress_reader,
         intents,
@@ -157,7 +223,7 @@ pub fn start(
         egress_settled,
     };
     let all = async move {
-        tokio::join!(w1, w2, w3, w4, w5, w6, w7, egress);
+        tokio::join!(w1, w2, w3, w4, w5, w6, w7, w8, egress);
     };
     (stores, all)
 }
@@ -243,5 +309,90 @@ async fn drive_egress(
             Ok(_) => trigger.notify_one(),
             Err(error) => tracing::warn!(kind = "Egress", %error, "watch failed; retrying with backoff"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::{
+        api::core::v1::{Container, PodCondition},
+        apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry,
+    };
+
+    use super::*;
+    use crate::{
+        fixtures::pod,
+        intent::{OVERRIDE_ANNOTATIONS, ROUTER_ID_ANNOTATION, pod_route},
+    };
+
+    #[test]
+    fn a_trimmed_pod_keeps_what_the_engine_reads_and_nothing_else() {
+        for p in [
+            pod("ns", "a", "local")
+                .on("n1")
+                .ips(&["198.51.100.1", "2001:db8::1"]),
+            pod("ns", "a", "cluster")
+                .on("n1")
+                .ips(&["198.51.100.1"])
+                .ready("False"),
+            pod("ns", "a", "local")
+                .on("n1")
+                .ips(&["198.51.100.1"])
+                .terminating(),
+            pod("ns", "a", "local").on("n1").host_network().ips(&["10.0.0.1"]),
+        ] {
+            let mut p = p.build();
+            p.metadata.resource_version = Some("42".into());
+            p.metadata.managed_fields = Some(vec![ManagedFieldsEntry::default()]);
+            p.metadata.annotations = Some([("big".to_owned(), "x".repeat(1000))].into());
+            p.metadata
+                .labels
+                .get_or_insert_default()
+                .insert("app".into(), "db".into());
+            p.spec.get_or_insert_default().containers = vec![Container {
+                name: "c".into(),
+                image: Some("registry.example/c:1".into()),
+                ..Container::default()
+            }];
+            let status = p.status.get_or_insert_default();
+            status.host_ip = Some("10.0.0.1".into());
+            status.conditions.get_or_insert_default().push(PodCondition {
+                type_: "Initialized".into(),
+                status: "True".into(),
+                ..PodCondition::default()
+            });
+            let before = pod_route(&p, &mut Vec::new());
+            trim_pod(&mut p);
+            assert_eq!(pod_route(&p, &mut Vec::new()), before);
+            assert_eq!(p.metadata.resource_version.as_deref(), Some("42"));
+            assert!(p.metadata.managed_fields.is_none() && p.metadata.annotations.is_none());
+            assert_eq!(
+                p.metadata.labels.as_ref().unwrap().keys().collect::<Vec<_>>(),
+                [ADVERTISE_LABEL]
+            );
+            assert!(p.spec.as_ref().unwrap().containers.is_empty());
+            let status = p.status.as_ref().unwrap();
+            assert!(status.host_ip.is_none());
+            assert!(status.conditions.iter().flatten().all(|c| c.type_ == "Ready"));
+        }
+    }
+
+    #[test]
+    fn trimmed_nodes_keep_the_annotations_the_engine_reads() {
+        let mut node = crate::fixtures::node("n1")
+            .annotation(ROUTER_ID_ANNOTATION, "192.0.2.1")
+            .ipv4("192.0.2.1")
+            .build();
+        for a in OVERRIDE_ANNOTATIONS {
+            node.metadata
+                .annotations
+                .get_or_insert_default()
+                .insert(a.into(), "x".into());
+        }
+        node.metadata.managed_fields = Some(vec![ManagedFieldsEntry::default()]);
+        let before = node.metadata.annotations.clone();
+        trim_node(&mut node);
+        assert_eq!(node.metadata.annotations, before);
+        assert!(node.metadata.managed_fields.is_none_or(|m| m.is_empty()));
     }
 }

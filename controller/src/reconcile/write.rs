@@ -4,11 +4,17 @@ use std::{collections::BTreeSet, sync::Mutex};
 
 use bgpintent_api::RouterId;
 use bgpintent_crd::{BGPPolicy, BGPPolicyStatus};
-use k8s_openapi::{api::core::v1::Node, apimachinery::pkg::apis::meta::v1::Time};
+use k8s_openapi::{
+    api::core::v1::{Node, ObjectReference},
+    apimachinery::pkg::apis::meta::v1::Time,
+};
 use kube::{
     Api, Client, Resource, ResourceExt,
     api::{DeleteParams, Patch, PatchParams},
-    runtime::events::{Event, EventType, Recorder, Reporter},
+    runtime::{
+        events::{Event, EventType, Recorder, Reporter},
+        reflector::ObjectRef,
+    },
 };
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
@@ -16,7 +22,7 @@ use tokio::sync::watch;
 
 use super::{PassReport, Stores};
 use crate::{
-    intent::{ROUTER_ID_ANNOTATION, Resolution},
+    intent::{InvalidOverrides, ROUTER_ID_ANNOTATION, Resolution, ServiceKey},
     metrics::{KindLabel, Metrics},
     status::policy_status,
 };
@@ -196,23 +202,67 @@ impl Writer {
         .map(|_| ())
     }
 
-    /// Publishes an Event for every policy problem that is new since the last pass.
-    pub async fn events(&self, res: &Resolution) {
+    /// Publishes an Event for every policy problem, on the Service for every invalid
+    /// `bgpintent.io/*` annotation, and on the Node for every invalid override annotation,
+    /// that is new since the last pass (once per distinct problem while it lasts).
+    pub async fn events(&self, res: &Resolution, stores: &Stores) {
         if !self.leading() {
             return;
         }
-        let mut active = BTreeSet::new();
-        let mut to_publish = Vec::new();
+        let mut candidates: Vec<(ObjectReference, EventType, &'static str, String)> = Vec::new();
         for (name, p) in &res.policies {
+            let reference = ObjectReference {
+                api_version: Some(BGPPolicy::api_version(&()).into_owned()),
+                kind: Some(BGPPolicy::kind(&()).into_owned()),
+                name: Some(name.clone()),
+                uid: Some(p.uid.clone()),
+                ..Default::default()
+            };
             for (type_, reason, note) in policy_events(p) {
-                let key = (p.uid.clone(), reason.to_owned(), note.clone());
-                if !self.emitted.lock().expect("lock").contains(&key) {
-                    to_publish.push((name.clone(), p.uid.clone(), type_, reason, note));
+                candidates.push((reference.clone(), type_, reason, note));
+            }
+            for (node, invalid) in &p.invalid_overrides {
+                let reference = ObjectReference {
+                    api_version: Some("v1".into()),
+                    kind: Some("Node".into()),
+                    name: Some(node.clone()),
+                    uid: Some(invalid.uid.clone()),
+                    ..Default::default()
+                };
+                for note in node_override_notes(node, invalid) {
+                    candidates.push((reference.clone(), EventType::Warning, INVALID_ANNOTATION, note));
                 }
-                active.insert(key);
             }
         }
-        for (name, uid, type_, reason, note) in to_publish {
+        for (key, type_, reason, note) in service_events(res) {
+            let uid = stores
+                .services
+                .get(&ObjectRef::new(&key.name).within(&key.namespace))
+                .and_then(|s| s.metadata.uid.clone());
+            let reference = ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Service".into()),
+                namespace: Some(key.namespace.clone()),
+                name: Some(key.name.clone()),
+                uid,
+                ..Default::default()
+            };
+            candidates.push((reference, type_, reason, note));
+        }
+        let mut active = BTreeSet::new();
+        let mut to_publish = Vec::new();
+        for (reference, type_, reason, note) in candidates {
+            let id = reference
+                .uid
+                .clone()
+                .unwrap_or_else(|| format!("{:?}/{:?}", reference.namespace, reference.name));
+            let key = (id, reason.to_owned(), note.clone());
+            if !self.emitted.lock().expect("lock").contains(&key) {
+                to_publish.push((reference, type_, reason, note));
+            }
+            active.insert(key);
+        }
+        for (reference, type_, reason, note) in to_publish {
             let event = Event {
                 type_,
                 reason: reason.to_owned(),
@@ -220,19 +270,73 @@ impl Writer {
                 action: "Reconcile".into(),
                 secondary: None,
             };
-            let reference = k8s_openapi::api::core::v1::ObjectReference {
-                api_version: Some(BGPPolicy::api_version(&()).into_owned()),
-                kind: Some(BGPPolicy::kind(&()).into_owned()),
-                name: Some(name.clone()),
-                uid: Some(uid),
-                ..Default::default()
-            };
             if let Err(error) = self.recorder.publish(&event, &reference).await {
-                tracing::warn!(policy = %name, %error, "could not publish an Event");
+                tracing::warn!(
+                    kind = reference.kind.as_deref().unwrap_or_default(),
+                    name = reference.name.as_deref().unwrap_or_default(),
+                    %error,
+                    "could not publish an Event"
+                );
             }
         }
         *self.emitted.lock().expect("lock") = active;
     }
+}
+
+/// Reason of the Warning Event on a Service or Node whose `bgpintent.io/*` annotation is
+/// invalid.
+pub const INVALID_ANNOTATION: &str = "InvalidAnnotation";
+
+/// Longest Event note we send (the API server refuses notes over 1 KiB).
+const MAX_NOTE: usize = 1024;
+
+/// Events Services call for: (Service, type, reason, note). Only invalid `bgpintent.io/*`
+/// annotations so far; the note names each annotation and rule.
+fn service_events(res: &Resolution) -> Vec<(&ServiceKey, EventType, &'static str, String)> {
+    res.services
+        .iter()
+        .filter(|(_, r)| !r.invalid_annotations.is_empty())
+        .map(|(key, r)| {
+            let errors: Vec<String> = r.invalid_annotations.iter().map(ToString::to_string).collect();
+            (
+                key,
+                EventType::Warning,
+                INVALID_ANNOTATION,
+                bounded(format!(
+                    "{}; the Service's own path attributes are ignored, its IPs are announced with the policy's",
+                    errors.join("; ")
+                )),
+            )
+        })
+        .collect()
+}
+
+/// One note per invalid annotation of a Node: the Node, the annotation, every rule broken,
+/// and the consequence. Values are those the engine chose to show (never a secret).
+pub(crate) fn node_override_notes(node: &str, invalid: &InvalidOverrides) -> Vec<String> {
+    invalid
+        .errors
+        .iter()
+        .map(|(annotation, errors)| {
+            let rules: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            bounded(format!(
+                "Node {node}: annotation {annotation} is invalid, so the Node keeps its last valid intent: {}",
+                rules.join("; ")
+            ))
+        })
+        .collect()
+}
+
+fn bounded(note: String) -> String {
+    if note.len() <= MAX_NOTE {
+        return note;
+    }
+    let suffix = "… (truncated)";
+    let mut cut = MAX_NOTE - suffix.len();
+    while !note.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{suffix}", &note[..cut])
 }
 
 /// Events a policy's report calls for: (type, reason, note). Notes never carry a password.
@@ -273,4 +377,69 @@ fn policy_events(p: &crate::intent::PolicyReport) -> Vec<(EventType, &'static st
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use bgpintent_api::FieldError;
+
+    use super::*;
+
+    fn invalid(errors: &[(&str, Vec<FieldError>)]) -> InvalidOverrides {
+        InvalidOverrides {
+            uid: "uid-n1".into(),
+            families: Default::default(),
+            errors: errors.iter().map(|(a, e)| ((*a).to_owned(), e.clone())).collect(),
+        }
+    }
+
+    #[test]
+    fn one_note_per_invalid_annotation_naming_node_annotation_and_rules() {
+        let peers = "bgpintent.io/peers";
+        let notes = node_override_notes(
+            "n1",
+            &invalid(&[
+                (
+                    "bgpintent.io/local-asn",
+                    vec![FieldError::new(
+                        "metadata.annotations[bgpintent.io/local-asn]",
+                        "must be an AS number",
+                    )],
+                ),
+                (
+                    peers,
+                    vec![
+                        FieldError::new("metadata.annotations[bgpintent.io/peers][0].asn", "bad")
+                            .with_value(0),
+                        FieldError::new("metadata.annotations[bgpintent.io/peers][1].port", "bad"),
+                    ],
+                ),
+            ]),
+        );
+        assert_eq!(
+            notes,
+            [
+                "Node n1: annotation bgpintent.io/local-asn is invalid, so the Node keeps its last valid \
+                 intent: metadata.annotations[bgpintent.io/local-asn]: must be an AS number",
+                "Node n1: annotation bgpintent.io/peers is invalid, so the Node keeps its last valid intent: \
+                 metadata.annotations[bgpintent.io/peers][0].asn: bad (got 0); \
+                 metadata.annotations[bgpintent.io/peers][1].port: bad",
+            ]
+        );
+    }
+
+    #[test]
+    fn notes_fit_an_event() {
+        let many: Vec<FieldError> = (0..100)
+            .map(|i| {
+                FieldError::new(
+                    format!("metadata.annotations[bgpintent.io/peers][{i}].asn"),
+                    "bad",
+                )
+            })
+            .collect();
+        let notes = node_override_notes("n1", &invalid(&[("bgpintent.io/peers", many)]));
+        assert!(notes[0].len() <= MAX_NOTE, "{}", notes[0].len());
+        assert!(notes[0].ends_with("… (truncated)"));
+    }
 }

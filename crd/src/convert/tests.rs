@@ -1,13 +1,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use bgpintent_api::{
-    Asn, Family, NextHops, NodeIntent, PasswordRef, PeerIntent, PeerKey, PolicyRef, Prefix, RouterId,
-    ServiceIpType, Source, TtlMode,
+    AsPathPrepend, Asn, Family, NextHops, NodeIntent, PasswordRef, PathAttributes, PeerIntent, PeerKey,
+    PolicyRef, Prefix, RouterId, ServiceIpType, Source, TtlMode,
 };
 use proptest::prelude::*;
 
 use super::*;
-use crate::policy::{Advertisements, BGPPeer, BGPPolicySpec, ServiceAdvertisement};
+use crate::{
+    common::{AsPathPrependSpec, PathAttributesSpec, PrefixGroup},
+    policy::{Advertisements, BGPPeer, BGPPolicySpec, ServiceAdvertisement},
+};
 
 fn peer(address: &str, asn: i64) -> BGPPeer {
     BGPPeer::new(address, asn)
@@ -27,6 +30,7 @@ fn spec(peers: Vec<BGPPeer>) -> BGPPolicySpec {
             egress: None,
         },
         bgp_peers: peers,
+        path_attributes: None,
     }
 }
 
@@ -56,6 +60,92 @@ fn antrea_defaults_are_applied() {
         (179, TtlMode::Multihop { ttl: 1 }, 90, 30)
     );
     assert_eq!(p.graceful_restart.restart_time_secs, 120);
+    assert!(p.graceful_restart.enabled);
+    assert!(s.path_attributes.is_empty());
+}
+
+#[test]
+fn graceful_restart_can_be_turned_off_per_peer() {
+    let mut off = peer("192.0.2.3", 65001);
+    off.graceful_restart = Some(false);
+    let s = spec(vec![peer("192.0.2.2", 65001), off]).settings().unwrap();
+    let enabled: Vec<bool> = s.peers.values().map(|p| p.graceful_restart.enabled).collect();
+    assert_eq!(enabled, [true, false]);
+}
+
+fn attrs_spec(
+    communities: &[&str],
+    large: &[&str],
+    local_pref: Option<i64>,
+    med: Option<i64>,
+) -> PathAttributesSpec {
+    PathAttributesSpec {
+        communities: communities.iter().map(|c| c.to_string()).collect(),
+        large_communities: large.iter().map(|c| c.to_string()).collect(),
+        local_pref,
+        med,
+    }
+}
+
+#[test]
+fn policy_path_attributes_are_parsed() {
+    let mut s = spec(vec![peer("192.0.2.2", 65001)]);
+    s.path_attributes = Some(attrs_spec(
+        &["64512:100", "NO-EXPORT", "65535:65281"],
+        &["4200000000:1:2"],
+        Some(200),
+        Some(0),
+    ));
+    let a = s.settings().unwrap().path_attributes;
+    let shown: Vec<String> = a.communities.iter().map(ToString::to_string).collect();
+    // Sorted by value; the two spellings of no-export are one community.
+    assert_eq!(shown, ["64512:100", "no-export"]);
+    assert_eq!(a.large_communities.len(), 1);
+    assert_eq!((a.local_pref, a.med), (Some(200), Some(0)));
+    // And back, canonically.
+    let back = path_attributes_spec(&a);
+    assert_eq!(
+        back,
+        attrs_spec(
+            &["64512:100", "no-export"],
+            &["4200000000:1:2"],
+            Some(200),
+            Some(0)
+        )
+    );
+}
+
+#[test]
+fn bad_path_attributes_name_the_field_and_rule() {
+    let mut s = spec(vec![peer("192.0.2.2", 65001)]);
+    s.path_attributes = Some(attrs_spec(
+        &["64512:100", "65536:1", "no_export"],
+        &["1:2", "1:2:3"],
+        Some(-1),
+        Some(4_294_967_296),
+    ));
+    let errors = errors_of(&s);
+    let rule = bgpintent_api::Community::rule();
+    assert_eq!(
+        errors,
+        [
+            format!("spec.pathAttributes.communities[1]: {rule} (got \"65536:1\")"),
+            format!("spec.pathAttributes.communities[2]: {rule} (got \"no_export\")"),
+            "spec.pathAttributes.largeCommunities[0]: must be <uint32>:<uint32>:<uint32> (got \"1:2\")"
+                .into(),
+            "spec.pathAttributes.localPref: must be between 0 and 4294967295 (got -1)".into(),
+            "spec.pathAttributes.med: must be between 0 and 4294967295 (got 4294967296)".into(),
+        ]
+    );
+    let mut many = spec(vec![]);
+    many.path_attributes = Some(PathAttributesSpec {
+        communities: (0..33).map(|i| format!("1:{i}")).collect(),
+        ..Default::default()
+    });
+    assert_eq!(
+        errors_of(&many),
+        ["spec.pathAttributes.communities: must have at most 32 items (got 33)"]
+    );
 }
 
 #[test]
@@ -173,6 +263,18 @@ fn sample_intent() -> NodeIntent {
         },
     );
     let mut prefixes: BTreeMap<Prefix, BTreeSet<Source>> = BTreeMap::new();
+    let mut attributes: BTreeMap<Prefix, PathAttributes> = BTreeMap::new();
+    // The Service's IPv4 address carries attributes (merged over its sources, the Service
+    // and the Egress), its IPv6 one none: the Service appears in two groups.
+    attributes.insert(
+        "203.0.113.10".parse().unwrap(),
+        PathAttributes {
+            communities: ["64512:7".parse().unwrap(), "no-export".parse().unwrap()].into(),
+            large_communities: ["1:2:3".parse().unwrap()].into(),
+            local_pref: Some(300),
+            med: Some(5),
+        },
+    );
     let svc = Source::Service {
         namespace: "ns".into(),
         name: "web".into(),
@@ -212,8 +314,11 @@ fn sample_intent() -> NodeIntent {
         peers,
         prefixes,
         sets: ["p-0".to_string()].into(),
-        attributes: BTreeMap::new(),
-        as_path_prepend: None,
+        attributes,
+        as_path_prepend: Some(AsPathPrepend {
+            asn: Asn::try_from(64512).unwrap(),
+            repeat: 3,
+        }),
     }
 }
 
@@ -222,8 +327,28 @@ fn node_intent_round_trips() {
     let intent = sample_intent();
     let spec = BGPNodeIntentSpec::from(&intent);
     assert_eq!(spec.peers[0].address, "192.0.2.2");
-    // Grouped by source, sorted: Service, PodCIDR, Egress (enum order), prefixes sorted within.
-    assert_eq!(spec.prefixes.len(), 3);
+    // Grouped by (source, attributes), sorted: Service without then with attributes,
+    // PodCIDR, Egress (enum order), prefixes sorted within.
+    assert_eq!(spec.prefixes.len(), 4);
+    assert_eq!(spec.prefixes[0].prefixes, ["2001:db8:5::10/128"]);
+    assert_eq!(spec.prefixes[0].attributes, None);
+    assert_eq!(
+        spec.prefixes[1].attributes,
+        Some(attrs_spec(
+            &["64512:7", "no-export"],
+            &["1:2:3"],
+            Some(300),
+            Some(5)
+        ))
+    );
+    assert_eq!(spec.prefixes[3].attributes, spec.prefixes[1].attributes);
+    assert_eq!(
+        spec.as_path_prepend,
+        Some(AsPathPrependSpec {
+            asn: 64512,
+            repeat: 3
+        })
+    );
     assert_eq!(parse_node_intent("node-a", &spec).unwrap(), intent);
     // Through JSON as the apiserver would store it.
     let json = serde_json::to_value(&spec).unwrap();
@@ -236,9 +361,63 @@ fn bad_node_intent_names_fields() {
     let mut spec = BGPNodeIntentSpec::from(&sample_intent());
     spec.router_id = "0.0.0.0".into();
     spec.prefixes[0].prefixes[0] = "203.0.113.1/24".into();
+    spec.prefixes[1]
+        .attributes
+        .as_mut()
+        .unwrap()
+        .communities
+        .push("x".into());
+    spec.as_path_prepend = Some(AsPathPrependSpec {
+        asn: 23456,
+        repeat: 11,
+    });
     let e = parse_node_intent("n", &spec).unwrap_err();
     let fields: Vec<&str> = e.0.iter().map(|e| e.field.as_str()).collect();
-    assert_eq!(fields, ["spec.routerID", "spec.prefixes[0].prefixes[0]"]);
+    assert_eq!(
+        fields,
+        [
+            "spec.routerID",
+            "spec.prefixes[0].prefixes[0]",
+            "spec.prefixes[1].attributes.communities[2]",
+            "spec.asPathPrepend.asn",
+            "spec.asPathPrepend.repeat",
+        ]
+    );
+}
+
+/// Every group holding a prefix must carry the same attributes; the error names both
+/// groups, once per pair however many prefixes they share.
+#[test]
+fn groups_disagreeing_on_a_prefix_are_refused() {
+    let group = |kind: &str, attrs: Option<PathAttributesSpec>| PrefixGroup {
+        source: serde_json::from_value(serde_json::json!({"kind": kind, "name": "e"})).unwrap(),
+        prefixes: vec!["192.0.2.1/32".into(), "192.0.2.2/32".into()],
+        attributes: attrs,
+    };
+    let a = attrs_spec(&["1:1"], &[], None, None);
+    let ok = [
+        group("Egress", Some(a.clone())),
+        group("PodCIDR", Some(a.clone())),
+    ];
+    let table = parse_prefix_groups("spec.prefixes", &ok).unwrap();
+    assert_eq!(table.attributes.len(), 2);
+    // An empty attributes object is the same as none.
+    let empty = [
+        group("Egress", Some(PathAttributesSpec::default())),
+        group("PodCIDR", None),
+    ];
+    assert!(
+        parse_prefix_groups("spec.prefixes", &empty)
+            .unwrap()
+            .attributes
+            .is_empty()
+    );
+    let bad = [group("Egress", Some(a)), group("PodCIDR", None)];
+    let e = parse_prefix_groups("spec.prefixes", &bad).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "spec.prefixes[1].attributes: must equal the attributes of spec.prefixes[0], which also holds 192.0.2.1/32"
+    );
 }
 
 fn arb_source() -> impl Strategy<Value = Source> {
@@ -257,17 +436,50 @@ fn arb_source() -> impl Strategy<Value = Source> {
     ]
 }
 
+fn arb_attributes() -> impl Strategy<Value = PathAttributes> {
+    (
+        proptest::collection::btree_set(0..4u32, 0..3),
+        proptest::option::of(0..3u32),
+        proptest::option::of(0..3u32),
+    )
+        .prop_map(|(c, local_pref, med)| PathAttributes {
+            communities: c
+                .into_iter()
+                .map(|v| bgpintent_api::Community(0xFFFF_FF00 + v))
+                .collect(),
+            large_communities: Default::default(),
+            local_pref,
+            med,
+        })
+}
+
 proptest! {
     #[test]
-    fn prefix_groups_round_trip(entries in proptest::collection::vec((any::<u32>(), 8..=32u8, arb_source()), 0..40)) {
-        let mut map: BTreeMap<Prefix, BTreeSet<Source>> = BTreeMap::new();
-        for (addr, len, source) in entries {
+    fn prefix_groups_round_trip(
+        entries in proptest::collection::vec((any::<u32>(), 8..=32u8, arb_source(), arb_attributes()), 0..40)
+    ) {
+        let mut table = PrefixTable::default();
+        for (addr, len, source, attrs) in entries {
             let net = ipnet::Ipv4Net::new(std::net::Ipv4Addr::from(addr), len).unwrap();
-            map.entry(Prefix::from(net)).or_default().insert(source);
+            let prefix = Prefix::from(net.trunc());
+            table.prefixes.entry(prefix).or_default().insert(source);
+            // The first attributes drawn for a prefix stay (a prefix has one set).
+            if !attrs.is_empty() && !table.attributes.contains_key(&prefix) && table.prefixes[&prefix].len() == 1 {
+                table.attributes.insert(prefix, attrs);
+            }
         }
-        let groups = prefix_groups(&map);
-        prop_assert!(groups.windows(2).all(|w| w[0].source < w[1].source));
-        prop_assert_eq!(parse_prefix_groups("g", &groups).unwrap(), map);
+        let groups = prefix_groups(&table.prefixes, &table.attributes);
+        // One group per (source, attributes), in that order.
+        let keys: Vec<(Source, Option<PathAttributes>)> = groups
+            .iter()
+            .map(|g| {
+                let t = parse_prefix_groups("g", std::slice::from_ref(g)).unwrap();
+                let p = t.prefixes.keys().next().copied().unwrap();
+                (parse_source("s", &g.source).unwrap(), t.attributes.get(&p).cloned())
+            })
+            .collect();
+        prop_assert!(keys.windows(2).all(|w| w[0] < w[1]));
+        prop_assert_eq!(parse_prefix_groups("g", &groups).unwrap(), table);
     }
 }
 

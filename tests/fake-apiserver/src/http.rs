@@ -263,11 +263,21 @@ fn watch(
         .get("resourceVersion")
         .and_then(|rv| rv.parse::<u64>().ok())
         .filter(|rv| *rv > 0);
+    let wanted = {
+        let ns = ns.clone();
+        let (labels, fields) = (labels.clone(), fields.clone());
+        move |o: &Value| {
+            (ns.is_empty() || o["metadata"]["namespace"].as_str() == Some(ns.as_str()))
+                && labels.matches(o)
+                && fields.matches(o)
+        }
+    };
     let backlog: Vec<(String, Value)> = match start {
         Some(rv) => match store.since(ty, rv) {
             Ok(events) => events
-                .into_iter()
-                .map(|e| (e.kind.to_owned(), e.object))
+                .iter()
+                .filter_map(|e| e.as_seen_by(&wanted))
+                .map(|(kind, object)| (kind.to_owned(), object))
                 .collect(),
             // The apiserver reports an expired resourceVersion as an ERROR event with a
             // Status, on a 200 response; kube-runtime's watcher relists on code 410.
@@ -288,23 +298,11 @@ fn watch(
         .max(store.resource_version());
     drop(store);
     let gone = backlog.first().is_some_and(|(k, _)| k == "ERROR");
-    let wanted = {
-        let ns = ns.clone();
-        let (labels, fields) = (labels.clone(), fields.clone());
-        move |o: &Value| {
-            (ns.is_empty() || o["metadata"]["namespace"].as_str() == Some(ns.as_str()))
-                && labels.matches(o)
-                && fields.matches(o)
-        }
-    };
     let line =
         |kind: &str, object: &Value| Bytes::from(format!("{}\n", json!({"type": kind, "object": object})));
-    let mut first: Vec<Bytes> = Vec::new();
-    for (kind, object) in &backlog {
-        if kind == "ERROR" || wanted(object) {
-            first.push(line(kind, object));
-        }
-    }
+    // The backlog is already filtered: the initial list by the selectors, history events by
+    // `as_seen_by`.
+    let first: Vec<Bytes> = backlog.iter().map(|(kind, object)| line(kind, object)).collect();
     let mut stopped = shared.stopped.subscribe();
     let deadline = tokio::time::sleep(Duration::from_secs(timeout));
     let live = async_stream(move |tx| async move {
@@ -319,8 +317,11 @@ fn watch(
                 event = rx.recv() => {
                     // Lagging behind the broadcast ends the watch; the client re-watches.
                     let Ok(e) = event else { return };
-                    if e.resource == ty && e.rv > last && wanted(&e.object)
-                        && tx.send(line(e.kind, &e.object)).await.is_err()
+                    if e.resource != ty || e.rv <= last {
+                        continue;
+                    }
+                    if let Some((kind, object)) = e.as_seen_by(&wanted)
+                        && tx.send(line(kind, &object)).await.is_err()
                     {
                         return;
                     }

@@ -14,6 +14,9 @@
 //!
 //! # What it does
 //! * list with `resourceVersion`, label selectors (equality and set-based) and field selectors;
+//!   a watch with selectors sees what the apiserver's watch cache sends: an object that stops
+//!   matching (a label removed) as `DELETED` with its last matching content, one that starts
+//!   matching as `ADDED`;
 //! * watch from a `resourceVersion`, replaying history; an expired one (see
 //!   [`FakeApiServer::compact`]) gets an `ERROR` event with a 410 `Expired` Status, as the
 //!   apiserver sends it, so watchers relist; `timeoutSeconds` ends a watch;

@@ -76,6 +76,34 @@ pub struct Event {
     pub resource: usize,
     pub kind: &'static str,
     pub object: Value,
+    /// The object before this change (`None` for `ADDED`): a watch with a selector needs it
+    /// to tell "stopped matching" (a `DELETED` for that watcher) from "never matched".
+    pub prev: Option<Value>,
+}
+
+impl Event {
+    /// The event as a watcher with `wanted` sees it, as the apiserver's watch cache
+    /// converts it (`cacheWatcher.convertToWatchEvent`): an object that starts matching is
+    /// `ADDED`; one that stops matching is `DELETED`, carrying its previous content with the
+    /// event's resourceVersion; a deletion is seen only if the object matched before.
+    pub fn as_seen_by(&self, wanted: impl Fn(&Value) -> bool) -> Option<(&'static str, Value)> {
+        let now = self.kind != "DELETED" && wanted(&self.object);
+        let before = match (&self.prev, self.kind) {
+            (Some(prev), _) => wanted(prev),
+            (None, "DELETED") => wanted(&self.object),
+            (None, _) => false,
+        };
+        match (before, now) {
+            (false, true) => Some(("ADDED", self.object.clone())),
+            (true, true) => Some(("MODIFIED", self.object.clone())),
+            (true, false) => {
+                let mut last = self.prev.clone().unwrap_or_else(|| self.object.clone());
+                last["metadata"]["resourceVersion"] = self.object["metadata"]["resourceVersion"].clone();
+                Some(("DELETED", last))
+            }
+            (false, false) => None,
+        }
+    }
 }
 
 /// How a write arrived.
@@ -246,12 +274,13 @@ impl Store {
             .collect())
     }
 
-    fn record(&mut self, ty: usize, kind: &'static str, object: Value) {
+    fn record(&mut self, ty: usize, kind: &'static str, object: Value, prev: Option<Value>) {
         let event = Event {
             rv: self.rv,
             resource: ty,
             kind,
             object,
+            prev,
         };
         self.history.push_back(event.clone());
         while self.history.len() > self.history_limit {
@@ -286,15 +315,12 @@ impl Store {
         if deleting {
             self.objects.remove(&key);
             self.managed.remove(&key);
-            self.record(key.0, "DELETED", new.clone());
+            self.record(key.0, "DELETED", new.clone(), old);
             return (new, true);
         }
         self.objects.insert(key.clone(), new.clone());
-        self.record(
-            key.0,
-            if old.is_some() { "MODIFIED" } else { "ADDED" },
-            new.clone(),
-        );
+        let kind = if old.is_some() { "MODIFIED" } else { "ADDED" };
+        self.record(key.0, kind, new.clone(), old);
         (new, true)
     }
 

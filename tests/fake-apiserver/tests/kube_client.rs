@@ -86,6 +86,56 @@ async fn field_selector_watch_sees_only_its_own_object() {
 }
 
 #[tokio::test]
+async fn label_selector_watch_sees_objects_enter_and_leave_the_selection() {
+    let server = FakeApiServer::start().await;
+    let pod = |name: &str, label: Option<&str>| {
+        let labels = label
+            .map(|v| json!({"bgpintent.io/advertise": v}))
+            .unwrap_or(json!({}));
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": name, "namespace": "ns", "labels": labels},
+               "spec": {"containers": []}})
+    };
+    server.put(pod("a", Some("local")));
+    server.put(pod("b", None));
+    let api: Api<k8s_openapi::api::core::v1::Pod> = Api::all(server.client());
+    let params = kube::api::WatchParams::default().labels("bgpintent.io/advertise in (cluster,local)");
+    let mut raw = api.watch(&params, "0").await.unwrap().boxed();
+    let seen = |e: kube::api::WatchEvent<k8s_openapi::api::core::v1::Pod>| match e {
+        kube::api::WatchEvent::Added(p) => format!("ADDED {}", p.name_any()),
+        kube::api::WatchEvent::Modified(p) => format!("MODIFIED {}", p.name_any()),
+        kube::api::WatchEvent::Deleted(p) => format!(
+            "DELETED {} {:?}",
+            p.name_any(),
+            p.labels().get("bgpintent.io/advertise")
+        ),
+        other => format!("{other:?}"),
+    };
+    assert_eq!(seen(next(&mut raw).await.unwrap()), "ADDED a");
+    // b starts matching: ADDED; a stops matching: DELETED with its last matching labels;
+    // b changes label value within the selection: MODIFIED; an unselected Pod: nothing.
+    server.put(pod("b", Some("cluster")));
+    server.put(pod("a", Some("never")));
+    server.put(pod("c", None));
+    server.put(pod("b", Some("local")));
+    server.delete("v1", "Pod", "ns", "a");
+    server.delete("v1", "Pod", "ns", "b");
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        got.push(seen(next(&mut raw).await.unwrap()));
+    }
+    assert_eq!(
+        got,
+        [
+            "ADDED b",
+            "DELETED a Some(\"local\")",
+            "MODIFIED b",
+            "DELETED b Some(\"local\")"
+        ]
+    );
+}
+
+#[tokio::test]
 async fn expired_history_makes_watchers_relist() {
     let server = FakeApiServer::start().await;
     server.put(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}}));

@@ -243,6 +243,17 @@ impl Router for Bird {
         parse_bird(&self.birdc(&["show", "route", "table", table, "all"])?)
     }
 
+    fn session_generation(&self, neighbor: IpAddr) -> Result<String> {
+        // "spk4  BGP  ---  up  12:00:01.234  Established": the time of the last state change.
+        let name = self.protocol(neighbor)?;
+        let out = self.birdc(&["show", "protocols", name])?;
+        out.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .and_then(|l| l.split_whitespace().nth(4))
+            .map(str::to_owned)
+            .ok_or_else(|| LabError::new(format!("no `since` for {name} in {out:?}")))
+    }
+
     fn session_state(&self, neighbor: IpAddr) -> Result<SessionState> {
         let out = self.birdc(&["show", "protocols", "all", self.protocol(neighbor)?])?;
         let state = out

@@ -204,6 +204,14 @@ impl Router for Frr {
         parse_frr(&self.vtysh(&format!("show bgp {} unicast json detail", afi(family)))?)
     }
 
+    fn session_generation(&self, neighbor: IpAddr) -> Result<String> {
+        let v = self.neighbor(neighbor)?;
+        v["connectionsEstablished"]
+            .as_u64()
+            .map(|n| format!("established={n}"))
+            .ok_or_else(|| LabError::new(format!("FRR neighbour {neighbor}: no connectionsEstablished")))
+    }
+
     fn session_state(&self, neighbor: IpAddr) -> Result<SessionState> {
         let out = self.vtysh(&format!("show bgp neighbors {neighbor} json"))?;
         let v: Value =

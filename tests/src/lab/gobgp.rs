@@ -250,6 +250,20 @@ impl Router for Gobgp {
         parse_gobgp(&self.cli(&["-j", "global", "rib", "-a", cli_family(family)])?)
     }
 
+    fn session_generation(&self, neighbor: IpAddr) -> Result<String> {
+        // No "times established" counter in the JSON; OPENs received (cumulative over
+        // the neighbour's life) and the uptime timestamp (seconds) change on every reset.
+        let v = self.neighbor(neighbor)?;
+        let opens = &v["state"]["messages"]["received"]["open"];
+        let uptime = &v["timers"]["state"]["uptime"]["seconds"];
+        if opens.is_null() && uptime.is_null() {
+            return Err(LabError::new(format!(
+                "gobgp neighbor {neighbor}: no OPEN count or uptime"
+            )));
+        }
+        Ok(format!("opens={opens} uptime={uptime}"))
+    }
+
     fn session_state(&self, neighbor: IpAddr) -> Result<SessionState> {
         let out = self.cli(&["-j", "neighbor", &neighbor.to_string()])?;
         let v: Value =

@@ -1,7 +1,7 @@
 //! One route shape for all three routers, parsed from their machine-readable output, so a
 //! test asserts the same thing whichever router received the route.
 
-use std::{collections::BTreeMap, net::IpAddr};
+use std::net::IpAddr;
 
 use ipnet::IpNet;
 use serde_json::Value;
@@ -25,9 +25,17 @@ pub struct Route {
     /// AS_PATH flattened (sequences and sets in order).
     pub as_path: Vec<u32>,
     pub origin: Option<Origin>,
+    /// MULTI_EXIT_DISC; `None` when the path has none (all three routers omit it then).
     pub med: Option<u32>,
+    /// LOCAL_PREF as the router shows it, which is not always what was received:
+    /// * BIRD attaches its `default bgp_local_pref` (100) to routes from eBGP peers and
+    ///   ignores a received one there, unless the session has `allow bgp_local_pref`.
+    /// * GoBGP shows exactly what arrived, over eBGP too (`None` = not received).
+    /// * FRR ignores it on eBGP sessions (RFC 4271 §5.1.5): `None`. But it sets 0 itself
+    ///   on a route carrying GRACEFUL_SHUTDOWN (RFC 8326), over eBGP too.
     pub local_pref: Option<u32>,
-    /// Standard communities as (AS, value), in the router's order.
+    /// Standard communities as (AS, value), in the router's order. Well-known ones are
+    /// numeric too: BIRD and GoBGP's JSON print numbers, FRR's names are mapped back.
     pub communities: Vec<(u16, u16)>,
     pub large_communities: Vec<(u32, u32, u32)>,
     /// Graceful-restart stale mark; `None` when the router does not show one (BIRD 2.0).
@@ -345,23 +353,33 @@ pub fn parse_frr(json: &str) -> Result<Vec<Route>> {
     Ok(routes)
 }
 
-/// "64503:100", or a well-known community by FRR's name for it (RFC 1997, 7999, 8326, ...).
+/// "64503:100", or a well-known community by the name FRR gives it. FRR 8.4 prints two
+/// spellings: kebab-case in the `string` field ("no-export") and camelCase in the `list`
+/// this parser reads ("noExport", "acceptown", "localAs"); both are accepted so a change
+/// of FRR version does not turn a well-known community into a parse error. Captured from
+/// FRR 8.4.4 with every well-known community set by a route-map (see the unit tests).
 fn frr_community(s: &str) -> Option<(u16, u16)> {
-    let well_known: BTreeMap<&str, (u16, u16)> = [
-        ("graceful-shutdown", (0xffff, 0)),
-        ("accept-own", (0xffff, 1)),
-        ("llgr-stale", (0xffff, 6)),
-        ("no-llgr", (0xffff, 7)),
-        ("blackhole", (0xffff, 666)),
-        ("no-export", (0xffff, 0xff01)),
-        ("no-advertise", (0xffff, 0xff02)),
-        ("local-AS", (0xffff, 0xff03)),
-        ("no-peer", (0xffff, 0xff04)),
-    ]
-    .into_iter()
-    .collect();
-    if let Some(c) = well_known.get(s) {
-        return Some(*c);
+    const WELL_KNOWN: &[(&[&str], u16)] = &[
+        (&["gracefulShutdown", "graceful-shutdown"], 0x0000),
+        (&["acceptown", "accept-own"], 0x0001),
+        (&["routeFilterTranslatedV4", "route-filter-translated-v4"], 0x0002),
+        (&["routeFilterV4", "route-filter-v4"], 0x0003),
+        (&["routeFilterTranslatedV6", "route-filter-translated-v6"], 0x0004),
+        (&["routeFilterV6", "route-filter-v6"], 0x0005),
+        (&["llgrStale", "llgr-stale"], 0x0006),
+        (&["noLlgr", "no-llgr"], 0x0007),
+        (&["acceptownnexthop", "accept-own-nexthop"], 0x0008),
+        (&["blackhole"], 666),
+        (&["noExport", "no-export"], 0xff01),
+        (&["noAdvertise", "no-advertise"], 0xff02),
+        (&["localAs", "local-AS"], 0xff03),
+        (&["noPeer", "no-peer"], 0xff04),
+    ];
+    if s == "internet" {
+        return Some((0, 0));
+    }
+    if let Some((_, value)) = WELL_KNOWN.iter().find(|(names, _)| names.contains(&s)) {
+        return Some((0xffff, *value));
     }
     let (a, b) = s.split_once(':')?;
     Some((a.parse().ok()?, b.parse().ok()?))
@@ -454,7 +472,7 @@ Table master6:
         let json = r#"{"vrfId":0,"routes":{"203.0.113.0/26":[{"prefix":"203.0.113.0/26","version":2},
         {"aspath":{"string":"64503","segments":[{"type":"as-sequence","list":[64503]}],"length":1},
          "origin":"incomplete","metric":50,"locPrf":120,"valid":true,"bestpath":{"overall":true},
-         "community":{"string":"64503:100 no-export","list":["64503:100","no-export"]},
+         "community":{"string":"64503:100 no-export","list":["64503:100","noExport"]},
          "largeCommunity":{"string":"64503:1:2","list":["64503:1:2"]},
          "nexthops":[{"ip":"192.0.2.3","afi":"ipv4","used":true}],
          "peer":{"peerId":"192.0.2.3","routerId":"192.0.2.3","type":"external"}}]}}"#;
@@ -470,6 +488,137 @@ Table master6:
         assert!(r.best);
         assert_eq!(r.stale, Some(false));
         assert!(parse_frr(r#"{"vrfId":0}"#).unwrap().is_empty());
+    }
+
+    // Captured by hand from the three routers exchanging routes with path attributes
+    // (BIRD AS64502 and GoBGP AS64503 over eBGP, GoBGP and FRR AS64503 over iBGP, FRR and
+    // BIRD over eBGP): well-known communities, large communities, MED, LOCAL_PREF, and an
+    // AS path prepended by the origin.
+    const BIRD_ATTRIBUTES: &str = include_str!("testdata/bird-attributes.txt");
+    const GOBGP_ATTRIBUTES: &str = include_str!("testdata/gobgp-attributes.json");
+    const FRR_ATTRIBUTES: &str = include_str!("testdata/frr-attributes.json");
+
+    const NO_EXPORT: (u16, u16) = (0xffff, 0xff01);
+    const NO_ADVERTISE: (u16, u16) = (0xffff, 0xff02);
+    const GRACEFUL_SHUTDOWN: (u16, u16) = (0xffff, 0);
+
+    fn by_prefix<'a>(routes: &'a [Route], prefix: &str) -> Vec<&'a Route> {
+        let prefix: IpNet = prefix.parse().unwrap();
+        routes.iter().filter(|r| r.prefix == prefix).collect()
+    }
+
+    #[test]
+    fn bird_captured_attributes() {
+        let routes = parse_bird(BIRD_ATTRIBUTES).unwrap();
+        // The static route (Type: static) is not a BGP route.
+        assert_eq!(routes.len(), 3, "{routes:#?}");
+        let r = by_prefix(&routes, "203.0.113.0/26")[0];
+        assert_eq!(r.as_path, vec![64503; 3]);
+        assert_eq!(r.med, Some(50));
+        // eBGP: BIRD's own default, whatever was sent.
+        assert_eq!(r.local_pref, Some(100));
+        assert_eq!(
+            r.communities,
+            vec![(64503, 100), NO_EXPORT, NO_ADVERTISE, (0xffff, 0xff03)]
+        );
+        assert_eq!(r.large_communities, vec![(64503, 1, 2)]);
+        let r = by_prefix(&routes, "203.0.113.128/26")[0];
+        assert_eq!(r.med, None);
+        assert_eq!(
+            r.communities,
+            vec![(64503, 9), GRACEFUL_SHUTDOWN, (0xffff, 666), NO_EXPORT]
+        );
+        let r = by_prefix(&routes, "203.0.113.192/26")[0];
+        assert_eq!(r.communities, vec![NO_ADVERTISE]);
+        assert!(r.large_communities.is_empty());
+    }
+
+    #[test]
+    fn gobgp_captured_attributes() {
+        let routes = parse_gobgp(GOBGP_ATTRIBUTES).unwrap();
+        assert_eq!(routes.len(), 4, "{routes:#?}");
+        // Received from BIRD over eBGP with `allow bgp_local_pref`: GoBGP keeps it.
+        let r = by_prefix(&routes, "203.0.113.64/26")[0];
+        assert_eq!(r.as_path, vec![64502; 3]);
+        assert_eq!((r.med, r.local_pref), (Some(33), Some(777)));
+        assert_eq!(
+            r.communities,
+            vec![(64502, 7), GRACEFUL_SHUTDOWN, NO_EXPORT, NO_ADVERTISE]
+        );
+        assert_eq!(r.large_communities, vec![(64502, 1, 2)]);
+        assert_eq!(r.from, Some("192.0.2.2".parse().unwrap()));
+        // From FRR over iBGP: empty AS path, LOCAL_PREF as FRR set it.
+        let r = by_prefix(&routes, "203.0.113.128/26")[0];
+        assert!(r.as_path.is_empty());
+        assert_eq!((r.med, r.local_pref), (Some(44), Some(222)));
+        // Its own route (`global rib add`): no LOCAL_PREF attribute at all.
+        let r = by_prefix(&routes, "203.0.113.192/26")[0];
+        assert_eq!((r.med, r.local_pref), (Some(51), None));
+        assert_eq!(r.communities, vec![NO_ADVERTISE]);
+    }
+
+    #[test]
+    fn frr_captured_attributes() {
+        let routes = parse_frr(FRR_ATTRIBUTES).unwrap();
+        let two = by_prefix(&routes, "203.0.113.64/26");
+        assert_eq!(two.len(), 2, "{routes:#?}");
+        let ibgp = two.iter().find(|r| r.best).unwrap();
+        let ebgp = two.iter().find(|r| !r.best).unwrap();
+        assert_eq!(ibgp.from, Some("192.0.2.3".parse().unwrap()));
+        assert_eq!(ibgp.local_pref, Some(777));
+        // Over eBGP FRR ignores LOCAL_PREF, but this route carries graceful-shutdown, for
+        // which FRR sets LOCAL_PREF 0 (RFC 8326).
+        assert_eq!(ebgp.from, Some("192.0.2.2".parse().unwrap()));
+        assert_eq!(ebgp.local_pref, Some(0));
+        for r in two {
+            assert_eq!(r.as_path, vec![64502; 3]);
+            assert_eq!(r.med, Some(33));
+            // The JSON list spells well-known communities in camelCase ("noExport").
+            assert_eq!(
+                r.communities,
+                vec![(64502, 7), GRACEFUL_SHUTDOWN, NO_EXPORT, NO_ADVERTISE]
+            );
+            assert_eq!(r.large_communities, vec![(64502, 1, 2)]);
+        }
+        let r = by_prefix(&routes, "203.0.113.192/26")[0];
+        assert_eq!(r.communities, vec![NO_ADVERTISE]);
+    }
+
+    #[test]
+    fn frr_well_known_community_names() {
+        // FRR 8.4.4, `set community internet 64500:1 65535:0 .. 65535:9 65535:666
+        // 65535:65281 .. 65535:65284` on a route-map, as `show bgp .. json` lists them.
+        let list = [
+            "internet",
+            "64500:1",
+            "gracefulShutdown",
+            "acceptown",
+            "routeFilterTranslatedV4",
+            "routeFilterV4",
+            "routeFilterTranslatedV6",
+            "routeFilterV6",
+            "llgrStale",
+            "noLlgr",
+            "acceptownnexthop",
+            "65535:9",
+            "blackhole",
+            "noExport",
+            "noAdvertise",
+            "localAs",
+            "noPeer",
+        ];
+        let parsed: Vec<(u16, u16)> = list.iter().map(|s| frr_community(s).unwrap()).collect();
+        let want: Vec<(u16, u16)> = [(0, 0), (64500, 1)]
+            .into_iter()
+            .chain((0..=9).map(|v| (0xffff, v)))
+            .chain([(0xffff, 666)])
+            .chain((0xff01..=0xff04).map(|v| (0xffff, v)))
+            .collect();
+        assert_eq!(parsed, want);
+        // The `string` field's spelling is accepted too.
+        assert_eq!(frr_community("no-export"), Some(NO_EXPORT));
+        assert_eq!(frr_community("local-AS"), Some((0xffff, 0xff03)));
+        assert_eq!(frr_community("noexport"), None);
     }
 
     #[test]

@@ -183,6 +183,12 @@ pub trait Router: Debug {
     /// RFC 4271 state of the session with `neighbor`.
     fn session_state(&self, neighbor: IpAddr) -> Result<SessionState>;
 
+    /// A token for the current Established period of the session with `neighbor`: equal
+    /// tokens mean the session was not reset in between, so a test can prove a change was
+    /// applied live. BIRD: the protocol's `Since` (ms); GoBGP: OPENs received and uptime;
+    /// FRR: `connectionsEstablished`.
+    fn session_generation(&self, neighbor: IpAddr) -> Result<String>;
+
     /// Waits until the session with `neighbor` is Established; returns how long it took.
     fn wait_established(&self, neighbor: IpAddr, timeout: Duration) -> Result<Duration> {
         let start = Instant::now();

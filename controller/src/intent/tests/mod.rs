@@ -1,6 +1,10 @@
 //! Table tests: one rule per test, built from readable fixtures. Selection, router IDs and
-//! passwords here; announcements in `routes`.
+//! passwords here; announcements in `routes`, path attributes in `attributes`, labelled Pods
+//! in `pods`; per-Node annotation overrides in `overrides`.
 
+mod attributes;
+mod overrides;
+mod pods;
 mod routes;
 
 use std::collections::BTreeMap;
