@@ -139,13 +139,39 @@ pub fn prefix_groups(
         .collect()
 }
 
+/// Whether parsed prefix groups keep each prefix's sources (for readers: render, explain,
+/// the controller) or drop them (the speaker, which only announces).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sources {
+    Keep,
+    Drop,
+}
+
 /// Groups back into prefixes and attributes; `field` is the path of the group list. A
 /// prefix held by groups with different attributes is an error naming both groups.
 pub fn parse_prefix_groups(field: &str, groups: &[PrefixGroup]) -> Result<PrefixTable, FieldErrors> {
+    parse_prefix_groups_with(field, groups, Sources::Keep)
+}
+
+/// [`parse_prefix_groups`] with every prefix's source set left empty (see [`Sources`]).
+pub fn parse_prefix_groups_without_sources(
+    field: &str,
+    groups: &[PrefixGroup],
+) -> Result<PrefixTable, FieldErrors> {
+    parse_prefix_groups_with(field, groups, Sources::Drop)
+}
+
+pub(super) fn parse_prefix_groups_with(
+    field: &str,
+    groups: &[PrefixGroup],
+    sources: Sources,
+) -> Result<PrefixTable, FieldErrors> {
     let mut errors = FieldErrors::default();
     let mut out = PrefixTable::default();
-    // Prefix → (index of the first group holding it, that group's attributes).
-    let mut first: BTreeMap<Prefix, (usize, PathAttributes)> = BTreeMap::new();
+    // Attributes of each group (`None`: the group did not parse).
+    let mut group_attrs: Vec<Option<PathAttributes>> = Vec::with_capacity(groups.len());
+    // Prefix → index of the first group holding it.
+    let mut first: BTreeMap<Prefix, usize> = BTreeMap::new();
     // Pairs of disagreeing groups already reported (once per pair, not per prefix).
     let mut reported: BTreeSet<(usize, usize)> = BTreeSet::new();
     for (i, group) in groups.iter().enumerate() {
@@ -161,6 +187,7 @@ pub fn parse_prefix_groups(field: &str, groups: &[PrefixGroup]) -> Result<Prefix
             },
             None => Some(PathAttributes::default()),
         };
+        group_attrs.push(attrs.clone());
         let (Some(source), Some(attrs)) = (source, attrs) else {
             continue;
         };
@@ -169,8 +196,8 @@ pub fn parse_prefix_groups(field: &str, groups: &[PrefixGroup]) -> Result<Prefix
                 continue;
             };
             match first.get(&prefix) {
-                Some((k, seen)) if *seen != attrs => {
-                    if reported.insert((*k, i)) {
+                Some(&k) if group_attrs[k].as_ref() != Some(&attrs) => {
+                    if reported.insert((k, i)) {
                         errors.push(FieldError::new(
                             format!("{path}.attributes"),
                             format!("must equal the attributes of {field}[{k}], which also holds {prefix}"),
@@ -179,13 +206,16 @@ pub fn parse_prefix_groups(field: &str, groups: &[PrefixGroup]) -> Result<Prefix
                 }
                 Some(_) => {}
                 None => {
-                    first.insert(prefix, (i, attrs.clone()));
+                    first.insert(prefix, i);
                     if !attrs.is_empty() {
                         out.attributes.insert(prefix, attrs.clone());
                     }
                 }
             }
-            out.prefixes.entry(prefix).or_default().insert(source.clone());
+            let entry = out.prefixes.entry(prefix).or_default();
+            if sources == Sources::Keep {
+                entry.insert(source.clone());
+            }
         }
     }
     errors.finish(|| out)

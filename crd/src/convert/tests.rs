@@ -350,6 +350,12 @@ fn node_intent_round_trips() {
         })
     );
     assert_eq!(parse_node_intent("node-a", &spec).unwrap(), intent);
+    // The speaker's parse: the same intent with every prefix's sources left out.
+    let lean = parse_node_intent_without_sources("node-a", &spec).unwrap();
+    let mut want = intent.clone();
+    want.prefixes.values_mut().for_each(BTreeSet::clear);
+    assert_eq!(lean, want);
+    assert!(!intent.prefixes.values().any(BTreeSet::is_empty));
     // Through JSON as the apiserver would store it.
     let json = serde_json::to_value(&spec).unwrap();
     let back: BGPNodeIntentSpec = serde_json::from_value(json).unwrap();
@@ -418,6 +424,9 @@ fn groups_disagreeing_on_a_prefix_are_refused() {
         e.to_string(),
         "spec.prefixes[1].attributes: must equal the attributes of spec.prefixes[0], which also holds 192.0.2.1/32"
     );
+    // Dropping sources does not drop the check.
+    let lean = parse_prefix_groups_without_sources("spec.prefixes", &bad).unwrap_err();
+    assert_eq!(lean.to_string(), e.to_string());
 }
 
 fn arb_source() -> impl Strategy<Value = Source> {

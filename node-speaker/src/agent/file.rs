@@ -14,7 +14,7 @@ use std::{
 
 use bgpintent_crd::{
     BGPAdvertisementSet, BGPNodeIntent,
-    convert::{parse_node_intent, parse_prefix_groups},
+    convert::{parse_node_intent_without_sources, parse_prefix_groups_without_sources},
 };
 use serde_json::Value;
 use tokio::sync::watch;
@@ -60,7 +60,7 @@ impl FileSource {
                     let o: BGPAdvertisementSet = serde_json::from_value(doc)
                         .map_err(|e| format!("{file}: BGPAdvertisementSet: {e}"))?;
                     let name = o.metadata.name.clone().unwrap_or_default();
-                    let prefixes = parse_prefix_groups("spec.prefixes", &o.spec.prefixes)
+                    let prefixes = parse_prefix_groups_without_sources("spec.prefixes", &o.spec.prefixes)
                         .map_err(|e| format!("{file}: BGPAdvertisementSet {name}: {e}"))?;
                     sets.insert(name, prefixes);
                 }
@@ -70,8 +70,8 @@ impl FileSource {
         let Some(object) = intent else {
             return Err(format!("{file}: no BGPNodeIntent"));
         };
-        let parsed =
-            parse_node_intent(&self.node, &object.spec).map_err(|e| format!("{file}: BGPNodeIntent: {e}"))?;
+        let parsed = parse_node_intent_without_sources(&self.node, &object.spec)
+            .map_err(|e| format!("{file}: BGPNodeIntent: {e}"))?;
         let passwords = match &self.passwords_file {
             Some(p) => read_passwords(p)?,
             None => BTreeMap::new(),

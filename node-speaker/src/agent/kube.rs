@@ -15,7 +15,7 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 use bgpintent_api::PasswordRef;
 use bgpintent_crd::{
     BGPAdvertisementSet, BGPNodeIntent, BGPNodeIntentStatus,
-    convert::{parse_node_intent, parse_prefix_groups},
+    convert::{parse_node_intent_without_sources, parse_prefix_groups_without_sources},
 };
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
@@ -173,7 +173,7 @@ impl KubeSource {
         sets: Option<&Store<BGPAdvertisementSet>>,
         cache: &mut BTreeMap<(String, String), (String, Password)>,
     ) -> Option<Option<Desired>> {
-        let intent = match parse_node_intent(&self.node, &object.spec) {
+        let intent = match parse_node_intent_without_sources(&self.node, &object.spec) {
             Ok(i) => i,
             Err(error) => {
                 tracing::error!(%error, "the intent does not parse; keeping the last good one");
@@ -186,7 +186,7 @@ impl KubeSource {
             if !intent.sets.contains(&name) {
                 continue;
             }
-            match parse_prefix_groups("spec.prefixes", &set.spec.prefixes) {
+            match parse_prefix_groups_without_sources("spec.prefixes", &set.spec.prefixes) {
                 Ok(p) => {
                     set_prefixes.insert(name, p);
                 }
