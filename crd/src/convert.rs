@@ -26,6 +26,26 @@ use crate::{
     policy::{self, BGPPeer, BGPPolicySpec},
 };
 
+/// The rule that peers of one list have distinct addresses (two sessions to one address
+/// cannot both exist): the first entry of an address is kept, a later one is an error
+/// naming both. Shared by the policy's `bgpPeers` and the Node's peers annotation.
+#[derive(Debug, Default)]
+pub struct UniqueAddresses(BTreeMap<IpAddr, usize>);
+
+impl UniqueAddresses {
+    /// Records entry `i` of `list` (its path) at `address`.
+    pub fn check(&mut self, list: &str, i: usize, address: IpAddr) -> Result<(), FieldError> {
+        match self.0.insert(address, i) {
+            Some(first) => Err(FieldError::new(
+                format!("{list}[{i}].address"),
+                format!("must be unique: {list}[{first}] has the same address"),
+            )
+            .with_value(address)),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Reads an integer field that must fit `lo..=hi`.
 fn ranged<T: TryFrom<i64>>(field: &str, value: i64, lo: i64, hi: i64) -> Result<T, FieldError> {
     if value < lo || value > hi {
@@ -133,7 +153,7 @@ impl BGPPolicySpec {
             egress: self.advertisements.egress.is_some(),
         };
         let mut peers = BTreeMap::new();
-        let mut seen: BTreeMap<IpAddr, usize> = BTreeMap::new();
+        let mut seen = UniqueAddresses::default();
         let mut ignored = Vec::new();
         if self.confederation.is_some() {
             ignored.push(FieldError::new(
@@ -144,19 +164,12 @@ impl BGPPolicySpec {
         for (i, peer) in self.bgp_peers.iter().enumerate() {
             let path = format!("spec.bgpPeers[{i}]");
             match peer.parse(&path) {
-                Ok((key, intent)) => {
-                    if let Some(first) = seen.insert(key.address, i) {
-                        errors.push(
-                            FieldError::new(
-                                format!("{path}.address"),
-                                format!("must be unique: spec.bgpPeers[{first}] has the same address"),
-                            )
-                            .with_value(key.address),
-                        );
-                    } else {
+                Ok((key, intent)) => match seen.check("spec.bgpPeers", i, key.address) {
+                    Ok(()) => {
                         peers.insert(key, intent);
                     }
-                }
+                    Err(e) => errors.push(e),
+                },
                 Err(e) => errors.0.extend(e.0),
             }
             if peer.bfd.as_ref().is_some_and(|b| b.enabled) {

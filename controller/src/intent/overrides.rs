@@ -26,7 +26,7 @@ use std::{
 };
 
 use bgpintent_api::{AsPathPrepend, Asn, FieldError, PeerIntent, PeerKey, PolicySettings};
-use bgpintent_crd::{BGPPolicy, policy::BGPPeer};
+use bgpintent_crd::{BGPPolicy, convert::UniqueAddresses, policy::BGPPeer};
 use kube::CustomResourceExt;
 use serde::Deserialize;
 use serde_json::Value;
@@ -205,7 +205,7 @@ fn peers(value: &str) -> Result<(Peers, Vec<FieldError>), Vec<FieldError>> {
     }
     let mut peers = Vec::new();
     let mut ignored = Vec::new();
-    let mut seen: BTreeMap<IpAddr, usize> = BTreeMap::new();
+    let mut seen = UniqueAddresses::default();
     for (i, item) in items.into_iter().enumerate() {
         let path = format!("{base}[{i}]");
         if !item.is_object() {
@@ -227,19 +227,10 @@ fn peers(value: &str) -> Result<(Peers, Vec<FieldError>), Vec<FieldError>> {
             }
         };
         match peer.parse(&path) {
-            Ok((key, intent)) => {
-                if let Some(first) = seen.insert(key.address, i) {
-                    errors.push(
-                        FieldError::new(
-                            format!("{path}.address"),
-                            format!("must be unique: {base}[{first}] has the same address"),
-                        )
-                        .with_value(key.address),
-                    );
-                } else {
-                    peers.push((key, intent));
-                }
-            }
+            Ok((key, intent)) => match seen.check(&base, i, key.address) {
+                Ok(()) => peers.push((key, intent)),
+                Err(e) => errors.push(e),
+            },
             Err(e) => errors.extend(e.0),
         }
         if peer.bfd.as_ref().is_some_and(|b| b.enabled) {
