@@ -53,19 +53,11 @@ pub fn node(name: &str) -> NodeBuilder {
 
 impl NodeBuilder {
     pub fn label(mut self, k: &str, v: &str) -> Self {
-        self.0
-            .metadata
-            .labels
-            .get_or_insert_default()
-            .insert(k.into(), v.into());
+        set(&mut self.0.metadata.labels, k, v);
         self
     }
     pub fn annotation(mut self, k: &str, v: &str) -> Self {
-        self.0
-            .metadata
-            .annotations
-            .get_or_insert_default()
-            .insert(k.into(), v.into());
+        set(&mut self.0.metadata.annotations, k, v);
         self
     }
     fn address(mut self, type_: &str, ip: &str) -> Self {
@@ -230,11 +222,7 @@ impl ServiceBuilder {
         self.0.spec.get_or_insert_default()
     }
     pub fn annotation(mut self, k: &str, v: &str) -> Self {
-        self.0
-            .metadata
-            .annotations
-            .get_or_insert_default()
-            .insert(k.into(), v.into());
+        set(&mut self.0.metadata.annotations, k, v);
         self
     }
     /// `spec.clusterIPs` (and `spec.clusterIP` = the first).
@@ -576,4 +564,9 @@ pub fn synthetic_cluster(nodes: usize, services: usize, endpoints: usize) -> cra
         ));
     }
     snap
+}
+
+/// Sets `k: v` in a label or annotation map, creating it when absent.
+fn set(map: &mut Option<BTreeMap<String, String>>, k: &str, v: &str) {
+    map.get_or_insert_default().insert(k.into(), v.into());
 }
