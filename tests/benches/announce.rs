@@ -22,10 +22,12 @@ use std::{
 };
 
 use bgpintent_api::{Family, Prefix, Source};
-use bgpintent_crd::BGPNodeIntentSpec;
 use bgpintent_tests::{
     apiserver::{API_VERSION, ApiServer},
-    lab::{BIRD, BIRD_AS, GOBGP, GOBGP_AS, Lab, Neighbor, Router, SPEAKER, SPEAKER_AS, Topology, require},
+    lab::{
+        BIRD, BIRD_AS, GOBGP, GOBGP_AS, Lab, Neighbor, Router, SPEAKER, SPEAKER_AS, Topology, bgp_state_in,
+        imported_in, require,
+    },
     speaker::{self, Options, Speaker},
 };
 use serde_json::json;
@@ -63,19 +65,13 @@ fn time_full_table(bird: &bgpintent_tests::lab::Bird, peer: IpAddr, n: u64) -> f
         assert!(Instant::now() < deadline, "BIRD never got {n} routes from {peer}");
         let info = bird.protocol_info(peer).unwrap_or_default();
         let now = Instant::now();
-        if established.is_none() && info.contains("BGP state:          Established") {
+        if established.is_none() && bgp_state_in(&info) == Some("Established") {
             established = Some(now);
         }
-        if let Some(t0) = established {
-            let imported: u64 = info
-                .lines()
-                .find_map(|l| l.trim().strip_prefix("Routes:"))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            if imported >= n {
-                return now.duration_since(t0).as_secs_f64();
-            }
+        if let Some(t0) = established
+            && imported_in(&info).unwrap_or(0) >= n
+        {
+            return now.duration_since(t0).as_secs_f64();
         }
     }
 }
@@ -262,24 +258,16 @@ fn latency(changes: usize) -> Vec<f64> {
         })
     };
     api.put(set(&["203.0.113.1/32".to_owned()]));
-    api.put(json!({
-        "apiVersion": API_VERSION,
-        "kind": "BGPNodeIntent",
-        "metadata": {"name": SPEAKER},
-        "spec": BGPNodeIntentSpec::from(&intent),
-    }));
-    let kubeconfig = lab.dir().join("kubeconfig");
-    api.kubeconfig(&kubeconfig);
-    let spk = Speaker::start_with(
-        &lab,
-        None,
-        Options {
-            kubeconfig: Some(kubeconfig),
-            log_filter: Some("warn".into()),
-            ..Options::default()
-        },
-    )
-    .unwrap();
+    api.put_intent(&intent);
+    let spk = api
+        .start_speaker(
+            &lab,
+            Options {
+                log_filter: Some("warn".into()),
+                ..Options::default()
+            },
+        )
+        .unwrap();
     bird.wait_routes(Family::Ipv4, Duration::from_secs(30), "the first prefix", &|r| {
         r.len() == 1
     })

@@ -10,11 +10,17 @@
 
 use std::{path::Path, time::Duration};
 
+use bgpintent_api::NodeIntent;
+use bgpintent_crd::BGPNodeIntentSpec;
+
 use fake_apiserver::FakeApiServer;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::lab::{Lab, SPEAKER};
+use crate::{
+    lab::{Lab, SPEAKER},
+    speaker::{Options, Speaker},
+};
 
 /// Namespace of the speaker (and of the passwords Secret) in the kubeconfig.
 pub const NAMESPACE: &str = "bgp-intent";
@@ -103,6 +109,26 @@ impl ApiServer {
     /// Serves again on the same address.
     pub fn restart(&self) {
         self.call(Command::Restart)
+    }
+
+    /// Creates or replaces the speaker Node's BGPNodeIntent with `intent`; the stored object
+    /// (with its `metadata.generation`).
+    pub fn put_intent(&self, intent: &NodeIntent) -> Value {
+        self.put(json!({
+            "apiVersion": API_VERSION,
+            "kind": "BGPNodeIntent",
+            "metadata": {"name": SPEAKER},
+            "spec": BGPNodeIntentSpec::from(intent),
+        }))
+    }
+
+    /// Starts the speaker in Kubernetes mode against this server (a kubeconfig in the lab
+    /// directory; `options.kubeconfig` is set to it).
+    pub fn start_speaker<'a>(&self, lab: &'a Lab, mut options: Options) -> crate::lab::Result<Speaker<'a>> {
+        let kubeconfig = lab.dir().join("kubeconfig");
+        self.kubeconfig(&kubeconfig);
+        options.kubeconfig = Some(kubeconfig);
+        Speaker::start_with(lab, None, options)
     }
 
     /// Writes a kubeconfig for this server (plain HTTP, no credentials, namespace

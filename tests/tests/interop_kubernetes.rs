@@ -17,7 +17,7 @@ use std::{
 };
 
 use bgpintent_api::{Family, PasswordRef};
-use bgpintent_crd::{BGPNodeIntentSpec, BGPNodeIntentStatus};
+use bgpintent_crd::BGPNodeIntentStatus;
 use bgpintent_tests::{
     apiserver::{API_VERSION, ApiServer, NAMESPACE},
     interop::{Routers, is_established, learned, peer_routers, set, took, wait_established, wait_learned},
@@ -130,28 +130,11 @@ fn kubernetes_source_status_and_api_outage() {
     .collect();
     speaker::add_prefixes(&mut intent, &[LOCAL_V4, LOCAL_V6].concat());
     intent.sets.insert(SET.into());
-    let mut object = json!({
-        "apiVersion": API_VERSION,
-        "kind": "BGPNodeIntent",
-        "metadata": {"name": SPEAKER},
-        "spec": BGPNodeIntentSpec::from(&intent),
-    });
     api.put(secret_object());
     api.put(set_object(SET_V4));
-    object = api.put(object);
+    let object = api.put_intent(&intent);
     let generation = object["metadata"]["generation"].as_i64().expect("generation");
-
-    let kubeconfig = lab.dir().join("kubeconfig");
-    api.kubeconfig(&kubeconfig);
-    let spk = Speaker::start_with(
-        &lab,
-        None,
-        Options {
-            kubeconfig: Some(kubeconfig),
-            ..Options::default()
-        },
-    )
-    .unwrap();
+    let spk = api.start_speaker(&lab, Options::default()).unwrap();
 
     // Intent and set prefixes at every router, over every session (MD5 one included).
     wait_established(&lab, &routers.all(), &[Family::Ipv4, Family::Ipv6], &spk);

@@ -206,11 +206,7 @@ impl Bird {
     /// Routes imported from `neighbor` on its first channel ("Routes: N imported").
     pub fn imported(&self, neighbor: IpAddr) -> Result<u64> {
         let info = self.protocol_info(neighbor)?;
-        info.lines()
-            .find_map(|l| l.trim().strip_prefix("Routes:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(|| LabError::new(format!("no route count in {info:?}")))
+        imported_in(&info).ok_or_else(|| LabError::new(format!("no route count in {info:?}")))
     }
 
     /// Disables / enables the session to `neighbor` (`birdc disable|enable`).
@@ -256,11 +252,7 @@ impl Router for Bird {
 
     fn session_state(&self, neighbor: IpAddr) -> Result<SessionState> {
         let out = self.birdc(&["show", "protocols", "all", self.protocol(neighbor)?])?;
-        let state = out
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("BGP state:"))
-            .map(str::trim)
-            .ok_or_else(|| LabError::new(format!("no BGP state in {out:?}")))?;
+        let state = bgp_state_in(&out).ok_or_else(|| LabError::new(format!("no BGP state in {out:?}")))?;
         Ok(match state {
             "Established" => SessionState::Established,
             "OpenConfirm" => SessionState::OpenConfirm,
@@ -270,6 +262,21 @@ impl Router for Bird {
             _ => SessionState::Idle, // "Idle", "Down"
         })
     }
+}
+
+/// "Routes: N imported" of a `show protocols all` output.
+pub fn imported_in(info: &str) -> Option<u64> {
+    info.lines()
+        .find_map(|l| l.trim().strip_prefix("Routes:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
+/// "BGP state: X" of a `show protocols all` output.
+pub fn bgp_state_in(info: &str) -> Option<&str> {
+    info.lines()
+        .find_map(|l| l.trim().strip_prefix("BGP state:"))
+        .map(str::trim)
 }
 
 #[cfg(test)]

@@ -45,7 +45,7 @@ use std::{
     },
 };
 
-pub use bird::{Bird, BirdConfig};
+pub use bird::{Bird, BirdConfig, bgp_state_in, imported_in};
 pub use frr::{FRR_BGPD, Frr, FrrConfig};
 pub use gobgp::{Gobgp, GobgpConfig};
 pub use netns::{Netns, NsThread, output, run};
