@@ -136,12 +136,11 @@ pub async fn handle(
 ) -> Response {
     let client = client_identity(&headers);
     let watch = is_watch(&query);
-    let fault = shared.faults.lock().expect("faults lock").take(
-        method.as_str(),
-        uri.path(),
-        watch,
-        &client,
-    );
+    let fault = shared
+        .faults
+        .lock()
+        .expect("faults lock")
+        .take(method.as_str(), uri.path(), watch, &client);
     let mut cut_after = None;
     if let Some((id, action)) = fault {
         let record_fault = || {
@@ -532,7 +531,12 @@ fn watch(
             *failed = item.is_err();
             std::future::ready(Some(item))
         })
-        .map(|item| {
+        .then(|item| async move {
+            if item.is_err() {
+                // Let hyper flush the events already sent: it drops unflushed bytes when the
+                // body fails.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             item.map_err(|()| std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "watch cut"))
         });
     Ok(Response::builder()

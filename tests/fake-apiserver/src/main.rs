@@ -111,11 +111,12 @@ async fn run(args: Args) -> Result<(), String> {
             eprintln!("fake-apiserver: admin server failed: {e}");
         }
     });
-    println!("{ready}");
+    // The file first: whoever saw the stdout line may read it at once.
     if let Some(path) = &args.ready_file {
         write_atomically(path, &format!("{ready}\n"))
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
+    println!("{ready}");
     let mut term = tokio::signal::unix::signal(SignalKind::terminate())
         .map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
     tokio::select! {
