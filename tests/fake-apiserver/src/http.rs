@@ -143,6 +143,7 @@ pub async fn handle(
         .take(method.as_str(), uri.path(), watch, &client);
     let mut cut_after = None;
     if let Some((id, action)) = fault {
+        tracing::info!(fault = id, %method, path = uri.path(), client, ?action, "fault injected");
         let record_fault = || {
             if is_write(&method) {
                 record(&shared, &method, &uri, &headers, &body, false, Some(id));
