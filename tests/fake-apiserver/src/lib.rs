@@ -61,8 +61,9 @@
 //! # Fidelity gaps (what it does not do)
 //! * No schema validation, defaulting, pruning or CEL: use `bgpintent_crd::check` for those.
 //!   `fieldValidation=Strict` (kubectl sends it) is accepted and ignored, and the OpenAPI
-//!   documents carry no schemas (`kubectl explain` does not work; `kubectl apply` without
-//!   `--server-side` needs schemas for its client-side merge and is untested).
+//!   documents carry no schemas (`kubectl explain` does not work; client-side `kubectl
+//!   apply` works with CRDs, which use a merge patch, but would not for built-in kinds, which
+//!   need the schema for a strategic merge patch).
 //! * Server-side apply has no `managedFields`, no conflicts between managers (`force` is
 //!   accepted and ignored), and lists are replaced whole, not merged by key.
 //! * Strategic merge patch is a JSON merge patch (no patch directives, lists replaced).

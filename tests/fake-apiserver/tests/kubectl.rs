@@ -640,6 +640,20 @@ status:
     assert_eq!(intents_block[1][0], "bgpnodeintent.bgpintent.io/worker-1");
     assert_eq!(intents_block.len(), 3);
 
+    // Client-side apply (a merge patch with the last-applied annotation) works too.
+    let example = std::fs::read_to_string(repo().join("docs/examples/antrea-example-bgp-policy.yaml"))
+        .unwrap()
+        .replace("name: example-bgp-policy", "name: client-side");
+    let file = dir.join("client-side.yaml");
+    std::fs::write(&file, &example).unwrap();
+    let out = k.run(&["apply", "-f", file.to_str().unwrap()]);
+    assert_eq!(out, "bgppolicy.bgpintent.io/client-side created\n");
+    std::fs::write(&file, example.replace("localASN: 64512", "localASN: 64999")).unwrap();
+    let out = k.run(&["apply", "-f", file.to_str().unwrap()]);
+    assert_eq!(out, "bgppolicy.bgpintent.io/client-side configured\n");
+    let out = k.run(&["get", "bgpp", "client-side"]);
+    assert_eq!(cells(&out)[1][1], "64999", "{out}");
+
     // Built-in kinds print NAME and AGE.
     server.api("POST", "/api/v1/nodes", "", Some(&node("worker-1")));
     let out = k.run(&["get", "nodes"]);
@@ -940,6 +954,30 @@ fn stop_cuts_every_connection_and_start_serves_the_same_store() {
         TcpStream::connect(host_port(&server.api)).is_err(),
         "refused while stopped"
     );
+    server.admin("POST", "/api/start", None);
+    // An idle keep-alive connection is cut too (a pooled client connection of a crash).
+    let mut idle = TcpStream::connect(host_port(&server.api)).unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: fake\r\n\r\n")
+        .unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 512];
+    let n = idle.read(&mut buf).unwrap();
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).ends_with("\r\n\r\nok"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    let t = Instant::now();
+    server.admin("POST", "/api/stop", None);
+    let after = idle.read(&mut buf);
+    assert!(
+        matches!(after, Ok(0))
+            || after
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "{after:?}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(3));
     // Idempotent start; the store survived.
     server.admin("POST", "/api/start", None);
     server.admin("POST", "/api/start", None);
