@@ -53,7 +53,8 @@
 //! * server-side printing: a `meta.k8s.io/v1` `Table` when the `Accept` header asks for one,
 //!   built like the apiserver's CRD table convertor (first JSONPath result only, `date` as a
 //!   human duration, wrong-typed or missing values empty, `priority` kept for `-o wide`);
-//!   built-in kinds get `NAME` and `AGE`;
+//!   built-in kinds get `NAME` and `AGE`; watches asking for Tables get one-row Tables per
+//!   event (`kubectl get -w`);
 //! * fault injection ([`Fault`], `POST /faults`): per verb, path substring, watch or not, and
 //!   client: a `Status` error (409, 429 with `Retry-After`, 500, 503, ...), a delay, an
 //!   accepted-but-silent request, a watch cut after n events, a watch answered with 410.
@@ -68,8 +69,8 @@
 //!   accepted and ignored), and lists are replaced whole, not merged by key.
 //! * Strategic merge patch is a JSON merge patch (no patch directives, lists replaced).
 //! * Discovery is legacy only (no aggregated `apidiscovery.k8s.io/v2`); no protobuf, no
-//!   OpenAPI v2; Tables are not served for watches (`kubectl get -w` does not work); built-in
-//!   kinds have no kind-specific columns (a real apiserver prints Node STATUS, ROLES, ...).
+//!   OpenAPI v2; built-in kinds have no kind-specific columns (a real apiserver prints Node
+//!   STATUS, ROLES, ...).
 //! * No pagination (`limit`/`continue` ignored), no bookmarks, no RBAC, no authentication
 //!   (a bearer token is only an identity), no admission, no TLS. client-go (kubectl) sends no
 //!   token over plain http, so kubectl's writes have no client identity; kube-rs sends it.

@@ -282,6 +282,33 @@ impl Kubectl<'_> {
         Kubectl { bin, server }
     }
 
+    /// A long-running kubectl (`get -w`), its stdout lines sent to a channel.
+    fn spawn(&self, args: &[&str]) -> (Child, mpsc::Receiver<String>) {
+        let dir = self.server.dir.path();
+        let mut child = Command::new(&self.bin)
+            .arg("--kubeconfig")
+            .arg(dir.join("kubeconfig"))
+            .arg("--cache-dir")
+            .arg(dir.join("kube-cache"))
+            .args(args)
+            .env("HOME", dir)
+            .env_remove("KUBECONFIG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        (child, rx)
+    }
+
     fn run(&self, args: &[&str]) -> String {
         let dir = self.server.dir.path();
         let out = Command::new(&self.bin)
@@ -658,6 +685,48 @@ status:
     server.api("POST", "/api/v1/nodes", "", Some(&node("worker-1")));
     let out = k.run(&["get", "nodes"]);
     assert_table(&out, &["NAME", "AGE"], &[&["worker-1", "0s"]]);
+
+    // kubectl get -w: the list, then one row per change (Tables in the watch events too).
+    let (mut watch, lines) = k.spawn(&["get", "bni", "worker-1", "-w"]);
+    let next = || {
+        lines
+            .recv_timeout(Duration::from_secs(20))
+            .expect("a line from kubectl get -w")
+    };
+    let mut header = next();
+    header.push('\n');
+    let first = next();
+    assert_eq!(
+        cells(&format!("{header}{first}"))[1][..7],
+        [
+            "worker-1",
+            "example-bgp-policy",
+            "192.0.2.11",
+            "64512",
+            "3",
+            "2",
+            "12"
+        ]
+    );
+    std::fs::write(
+        dir.join("intent-status.yaml"),
+        std::fs::read_to_string(dir.join("intent-status.yaml"))
+            .unwrap()
+            .replace("established: 2", "established: 3"),
+    )
+    .unwrap();
+    k.run(&[
+        "apply",
+        "--server-side",
+        "--subresource=status",
+        "--field-manager=bgp-speaker",
+        "-f",
+        dir.join("intent-status.yaml").to_str().unwrap(),
+    ]);
+    let changed = next();
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert_eq!(cells(&format!("{header}{changed}"))[1][5], "3", "{changed}");
 
     // Delete (kubectl waits until it is gone).
     let out = k.run(&["delete", "bni", "worker-2"]);
