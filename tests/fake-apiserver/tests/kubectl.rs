@@ -875,16 +875,17 @@ fn writes_are_recorded_with_client_fault_and_time() {
 #[test]
 fn delayed_answers_come_late_and_whole() {
     let server = Proc::start(&[]);
-    server.fault(json!({"method": "GET", "path": "/nodes", "times": 1, "action": {"delayMs": 800}}));
+    server.fault(json!({"method": "GET", "path": "/nodes", "times": 1, "action": {"delayMs": 2000}}));
     let t = Instant::now();
     let r = server.api("GET", "/api/v1/nodes", "", None);
     let slow = t.elapsed();
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["kind"], "NodeList");
-    assert!(slow >= Duration::from_millis(800), "{slow:?}");
+    assert!(slow >= Duration::from_millis(2000), "{slow:?}");
     let t = Instant::now();
     assert_eq!(server.api("GET", "/api/v1/nodes", "", None).status, 200);
-    assert!(t.elapsed() < Duration::from_millis(500));
+    // Used once: the next answer is immediate (a wide margin for a loaded CI machine).
+    assert!(t.elapsed() < Duration::from_millis(1500), "{:?}", t.elapsed());
 }
 
 #[test]
