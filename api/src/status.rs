@@ -70,6 +70,13 @@ pub enum DownReason {
         error: String,
     },
     HoldTimerExpired,
+    /// The peer stopped reading: what we wrote stayed unsent (its receive window closed)
+    /// for the hold time, or the send queue outgrew its bound. Dropped without a
+    /// NOTIFICATION, which could not reach it either.
+    SendStalled {
+        queued_bytes: u64,
+        waited_secs: u64,
+    },
     /// The peer sent a NOTIFICATION.
     NotificationReceived {
         code: u8,
@@ -99,6 +106,7 @@ impl DownReason {
             DownReason::ConnectionClosed => "connection_closed",
             DownReason::TransportError { .. } => "transport_error",
             DownReason::HoldTimerExpired => "hold_timer_expired",
+            DownReason::SendStalled { .. } => "send_stalled",
             DownReason::NotificationReceived { .. } => "notification_received",
             DownReason::NotificationSent { .. } => "notification_sent",
             DownReason::Collision => "collision",
@@ -117,6 +125,13 @@ impl fmt::Display for DownReason {
             DownReason::ConnectionClosed => f.write_str("peer closed the connection"),
             DownReason::TransportError { error } => write!(f, "transport error: {error}"),
             DownReason::HoldTimerExpired => f.write_str("hold timer expired"),
+            DownReason::SendStalled {
+                queued_bytes,
+                waited_secs,
+            } => write!(
+                f,
+                "peer stopped reading: {queued_bytes} bytes unsent after {waited_secs} s"
+            ),
             DownReason::NotificationReceived {
                 code,
                 subcode,

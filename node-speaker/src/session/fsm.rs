@@ -299,6 +299,19 @@ impl Session {
                 self.down(now, reason, None, &mut out)
             }
             (
+                State::OpenSent | State::OpenConfirm | State::Established,
+                Event::SendStalled {
+                    queued_bytes,
+                    waited_secs,
+                },
+            ) => {
+                let reason = DownReason::SendStalled {
+                    queued_bytes,
+                    waited_secs,
+                };
+                self.down(now, reason, None, &mut out)
+            }
+            (
                 State::Connect | State::OpenSent | State::OpenConfirm | State::Established,
                 Event::CollisionDump,
             ) => {

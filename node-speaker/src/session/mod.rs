@@ -156,6 +156,11 @@ pub enum Event {
     ConnectFailed { error: String },
     /// 18 TcpConnectionFails on an open connection: EOF (`error: None`) or an error.
     ConnectionLost { error: Option<String> },
+    /// Not an RFC event (a local form of 18 TcpConnectionFails): the peer has not drained
+    /// its socket for the hold time (or the send queue outgrew its bound); the agent's
+    /// writer saw it. The connection is dropped without a NOTIFICATION, which could not be
+    /// delivered.
+    SendStalled { queued_bytes: u64, waited_secs: u64 },
     /// 9 ConnectRetryTimer_Expires, 10 HoldTimer_Expires, 11 KeepaliveTimer_Expires,
     /// 13 IdleHoldTimer_Expires.
     Timer(Timer),
