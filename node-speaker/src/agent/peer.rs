@@ -106,7 +106,10 @@ enum Io {
     Frame(Bytes),
     Lost(Option<String>),
     /// From the writer of connection `conn`: a write failed.
-    WriteFailed { conn: u64, error: String },
+    WriteFailed {
+        conn: u64,
+        error: String,
+    },
     /// From the writer of connection `conn`: nothing drained for the stall limit, or the
     /// queue outgrew [`MAX_QUEUED_BYTES`].
     Stalled {
@@ -174,17 +177,24 @@ impl Writer {
         over
     }
 
-    /// Starts the close: only NOTIFICATIONs still go out, within [`CLOSE_GRACE`]. Returns
-    /// the task, which ends by itself by then.
-    fn close(self) -> JoinHandle<()> {
+    /// Starts the close: only NOTIFICATIONs still go out (after the message being written),
+    /// within [`CLOSE_GRACE`]; returns the task, which ends by itself by then. Without a
+    /// NOTIFICATION to send the connection is dropped at once (`None`).
+    fn close(self) -> Option<JoinHandle<()>> {
         {
             let mut o = self.outbox.lock().expect("outbox lock");
-            o.queue.retain(|m| m.get(18) == Some(&wire::iana::message_type::NOTIFICATION));
+            o.queue
+                .retain(|m| m.get(18) == Some(&wire::iana::message_type::NOTIFICATION));
             o.bytes = o.queue.iter().map(Bytes::len).sum();
+            if o.queue.is_empty() {
+                drop(o);
+                self.task.abort();
+                return None;
+            }
             o.closing = Some(Instant::now() + CLOSE_GRACE);
         }
         self.wake.notify_one();
-        self.task
+        Some(self.task)
     }
 }
 
@@ -373,7 +383,7 @@ impl Slot {
                 }
                 Action::Close => {
                     if let Some(w) = self.writer.take() {
-                        self.flushing = Some(w.close());
+                        self.flushing = w.close();
                     }
                     self.detach();
                 }

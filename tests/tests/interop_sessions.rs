@@ -1,0 +1,205 @@
+//! Our speaker (real binary) against raw-socket peers ([`bgpintent_tests::rawpeer`]) that
+//! misbehave in ways routers rarely do on purpose but networks do every day.
+//!
+//! `peers_that_stop_reading_are_dropped_and_hold_up_nothing`: three peers complete
+//! OPEN/KEEPALIVE while the speaker sends a 20 000-prefix table; one then stops reading but
+//! keeps sending KEEPALIVEs, one stops reading and goes silent, one stays healthy. The
+//! speaker's send buffer is shrunk (`net.ipv4.tcp_wmem` in its namespace) and the stuck
+//! peers' receive buffers are tiny, so the table cannot fit in the sockets.
+
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use bgpintent_crd::node_intent::SessionStateName;
+use bgpintent_tests::{
+    interop::peer_status,
+    lab::{BIRD, Lab, SPEAKER, Topology, require},
+    rawpeer::{self, KEEPALIVE, RawPeer},
+    speaker::{self, Speaker},
+};
+
+const PEER_AS: u16 = 64502;
+/// The hold time our raw peers offer (the speaker's 90 s is cut to this).
+const HOLD: u16 = 6;
+const TABLE: usize = 20_000;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mode {
+    /// Stops reading after the handshake, keeps sending KEEPALIVEs (the hold timer keeps
+    /// running on our side: only the stall detection can drop it).
+    DeafTalking,
+    /// Stops reading and sending after the handshake.
+    DeafSilent,
+    /// Reads everything, KEEPALIVE every second.
+    Healthy,
+}
+
+/// One raw peer on `address`: accepts `rounds` connections in turn, each one handshaken and
+/// then treated per `mode` until `next` is set (then dropped, and `next` cleared).
+fn raw_peer(
+    address: Ipv4Addr,
+    mode: Mode,
+    rounds: usize,
+    next: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+) -> String {
+    let rcvbuf = (mode != Mode::Healthy).then_some(2048);
+    let listener = rawpeer::listen(IpAddr::V4(address), rcvbuf).expect("listen");
+    let mut log = String::new();
+    for round in 0..rounds {
+        let mut peer = match RawPeer::accept(&listener, Duration::from_secs(30)) {
+            Ok(p) => p,
+            Err(e) => return format!("{log}round {round}: accept: {e}"),
+        };
+        if let Err(e) = peer.handshake(&rawpeer::open(PEER_AS, HOLD, address)) {
+            return format!("{log}round {round}: handshake: {e}");
+        }
+        log += &format!("round {round}: established\n");
+        if mode == Mode::Healthy {
+            let mut reader = RawPeer {
+                stream: peer.stream.try_clone().unwrap(),
+            };
+            reader.stream.set_read_timeout(None).unwrap();
+            std::thread::spawn(move || while reader.read_message().is_ok() {});
+        }
+        // Held until the test says so (the speaker dropping it ends only the KEEPALIVEs).
+        let mut talking = mode != Mode::DeafSilent;
+        while !next.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed) {
+            if talking && peer.send(&KEEPALIVE).is_err() {
+                talking = false;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        next.store(false, Ordering::Relaxed);
+        drop(peer);
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    log
+}
+
+#[test]
+fn peers_that_stop_reading_are_dropped_and_hold_up_nothing() {
+    let test = "peers_that_stop_reading_are_dropped_and_hold_up_nothing";
+    if !require(test, &["ip"]) {
+        return;
+    }
+    speaker::binary();
+    let topology = Topology {
+        bird: true,
+        ..Topology::default()
+    };
+    let lab = Lab::standard(test, topology).unwrap();
+    // The raw peers live in the `bird` node (BIRD itself is not started).
+    let talking: Ipv4Addr = "192.0.2.2".parse().unwrap();
+    let silent: Ipv4Addr = "192.0.2.21".parse().unwrap();
+    let healthy: Ipv4Addr = "192.0.2.22".parse().unwrap();
+    lab.ns(BIRD).add_addr("eth0", "192.0.2.21/24").unwrap();
+    lab.ns(BIRD).add_addr("eth0", "192.0.2.22/24").unwrap();
+    lab.ns(SPEAKER)
+        .sysctl("net.ipv4.tcp_wmem", "4096 4096 4096")
+        .unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let flags: Vec<Arc<AtomicBool>> = (0..3).map(|_| Arc::new(AtomicBool::new(false))).collect();
+    let peers: Vec<_> = [
+        (talking, Mode::DeafTalking, 2),
+        (silent, Mode::DeafSilent, 2),
+        (healthy, Mode::Healthy, 1),
+    ]
+    .into_iter()
+    .zip(&flags)
+    .map(|((address, mode, rounds), next)| {
+        let (next, stop) = (next.clone(), stop.clone());
+        lab.ns(BIRD)
+            .spawn(move || async move { raw_peer(address, mode, rounds, next, stop) })
+    })
+    .collect();
+
+    let mut intent = speaker::intent();
+    for a in [talking, silent, healthy] {
+        speaker::add_peer(&mut intent, &a.to_string(), u32::from(PEER_AS));
+    }
+    let prefixes: Vec<String> = (0..TABLE)
+        .map(|i| format!("198.18.{}.{}/32", i / 256, i % 256))
+        .collect();
+    speaker::add_prefixes(
+        &mut intent,
+        &prefixes.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let t0 = Instant::now();
+    let mut spk = Speaker::start(&lab, &intent).unwrap();
+
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let (talking, silent, healthy) = (IpAddr::V4(talking), IpAddr::V4(silent), IpAddr::V4(healthy));
+        // Round 1: each stuck peer is dropped, with its own reason, within the hold time
+        // (+ a margin for the status tick); the healthy one never notices.
+        let down = spk
+            .wait_status("both stuck peers dropped", Duration::from_secs(30), |s| {
+                [talking, silent]
+                    .iter()
+                    .all(|p| peer_status(s, *p).is_some_and(|p| p.last_down_reason.is_some()))
+            })
+            .unwrap();
+        let took = t0.elapsed();
+        let talking_reason = peer_status(&down, talking)
+            .unwrap()
+            .last_down_reason
+            .clone()
+            .unwrap();
+        let silent_reason = peer_status(&down, silent)
+            .unwrap()
+            .last_down_reason
+            .clone()
+            .unwrap();
+        eprintln!("stuck peers dropped after {took:?}: {talking_reason:?} / {silent_reason:?}");
+        assert!(
+            talking_reason.starts_with("peer stopped reading: ") && talking_reason.ends_with(" s"),
+            "talking deaf peer: {talking_reason}\n{}",
+            spk.log_tail(30)
+        );
+        assert_eq!(silent_reason, "hold timer expired", "{}", spk.log_tail(30));
+        // Well within connect (≤ 2 s) + hold (6 s) + status tick: nothing waited on a write.
+        assert!(took < Duration::from_secs(15), "dropped only after {took:?}");
+        let h = peer_status(&down, healthy).expect("healthy peer in the status");
+        assert_eq!(h.state, SessionStateName::Established, "{h:?}");
+        assert_eq!(h.last_down_reason, None, "{h:?}");
+        let metrics = spk.metrics().unwrap();
+        assert!(
+            metrics.contains("reason=\"send_stalled\""),
+            "no send_stalled reason in the metrics:\n{metrics}"
+        );
+
+        // Round 2: the stuck peers come back and get stuck again; SIGTERM ends the speaker
+        // promptly (a stuck peer holds up neither the others nor the exit).
+        for f in &flags[..2] {
+            f.store(true, Ordering::Relaxed);
+        }
+        spk.wait_status("stuck peers back", Duration::from_secs(20), |s| {
+            [talking, silent]
+                .iter()
+                .all(|p| peer_status(s, *p).is_some_and(|p| p.state == SessionStateName::Established))
+        })
+        .unwrap();
+        std::thread::sleep(Duration::from_secs(1));
+        let t = Instant::now();
+        spk.signal(rustix::process::Signal::TERM);
+        let exit = t.elapsed();
+        eprintln!("SIGTERM with two stuck peers: exited after {exit:?}");
+        assert!(exit < Duration::from_millis(1500), "SIGTERM took {exit:?}");
+    }));
+    stop.store(true, Ordering::Relaxed);
+    let logs: Vec<String> = peers.into_iter().map(|p| p.join()).collect();
+    if let Err(panic) = result {
+        eprintln!("raw peers:\n{}", logs.join("\n"));
+        lab.dump_logs();
+        std::panic::resume_unwind(panic);
+    }
+}
