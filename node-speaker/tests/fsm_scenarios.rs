@@ -318,6 +318,10 @@ fn run(text: &str) -> String {
             },
             "connect-failed" => Event::ConnectFailed { error: quoted(args) },
             "closed" => Event::ConnectionLost { error: None },
+            "send-stalled" => Event::SendStalled {
+                queued_bytes: args.parse().unwrap(),
+                waited_secs: 90,
+            },
             "wait" => {
                 now += Duration::from_secs(args.parse().unwrap());
                 continue;
