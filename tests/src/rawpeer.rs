@@ -140,3 +140,34 @@ impl RawPeer {
         }
     }
 }
+
+/// Connects from `local:0` to the speaker at `speaker:179` (an inbound connection for it).
+pub fn connect(local: IpAddr, speaker: IpAddr) -> io::Result<RawPeer> {
+    let socket = Socket::new(
+        Domain::for_address(SocketAddr::new(local, 0)),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    socket.bind(&SocketAddr::new(local, 0).into())?;
+    socket.connect_timeout(&SocketAddr::new(speaker, 179).into(), Duration::from_secs(5))?;
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+    Ok(RawPeer { stream })
+}
+
+/// A readable one-line description of a message (type, and code/subcode of a NOTIFICATION).
+pub fn describe(m: &[u8]) -> String {
+    match m.get(18) {
+        Some(1) => "OPEN".into(),
+        Some(2) => "UPDATE".into(),
+        Some(3) => format!(
+            "NOTIFICATION {}/{}",
+            m.get(19).unwrap_or(&0),
+            m.get(20).unwrap_or(&0)
+        ),
+        Some(4) => "KEEPALIVE".into(),
+        Some(5) => "ROUTE-REFRESH".into(),
+        other => format!("type {other:?}"),
+    }
+}

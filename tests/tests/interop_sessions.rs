@@ -203,3 +203,158 @@ fn peers_that_stop_reading_are_dropped_and_hold_up_nothing() {
         std::panic::resume_unwind(panic);
     }
 }
+
+/// Cease / Connection Collision Resolution (RFC 4271 §6.8, RFC 4486), no data.
+const CEASE_COLLISION: [u8; 21] = {
+    let mut m = [0xff; 21];
+    m[16] = 0;
+    m[17] = 21;
+    m[18] = rawpeer::NOTIFICATION;
+    m[19] = 6;
+    m[20] = 7;
+    m
+};
+
+/// Reads messages until a NOTIFICATION or an error; what was read, described.
+fn read_until_notification(peer: &mut RawPeer) -> (Vec<String>, Option<Vec<u8>>) {
+    let mut seen = Vec::new();
+    loop {
+        match peer.read_message() {
+            Ok(m) => {
+                seen.push(rawpeer::describe(&m));
+                if m[18] == rawpeer::NOTIFICATION {
+                    return (seen, Some(m));
+                }
+            }
+            Err(e) => {
+                seen.push(format!("read: {e}"));
+                return (seen, None);
+            }
+        }
+    }
+}
+
+/// A simultaneous open by a raw peer at `address` with BGP identifier `id`: the speaker's
+/// connection to us is accepted and left in OpenSent (we read its OPEN, answer nothing),
+/// then we connect to the speaker and send our OPEN. Returns what each connection saw, the
+/// Cease bytes on the loser, and keeps the survivor Established until `stop`.
+fn colliding_peer(address: Ipv4Addr, id: Ipv4Addr, stop: Arc<AtomicBool>) -> Result<String, String> {
+    let listener = rawpeer::listen(IpAddr::V4(address), None).map_err(|e| format!("listen: {e}"))?;
+    let mut ours = RawPeer::accept(&listener, Duration::from_secs(30)).map_err(|e| format!("accept: {e}"))?;
+    let open = ours.read_message().map_err(|e| format!("speaker's OPEN: {e}"))?;
+    if open[18] != rawpeer::OPEN {
+        return Err(format!("speaker sent {} first", rawpeer::describe(&open)));
+    }
+    let our_open = rawpeer::open(PEER_AS, 30, id);
+    let mut inbound = rawpeer::connect(IpAddr::V4(address), "192.0.2.1".parse().unwrap())
+        .map_err(|e| format!("connect to the speaker: {e}"))?;
+    inbound.send(&our_open).map_err(|e| e.to_string())?;
+    // The speaker must answer our connection with its OPEN (RFC 4271 §6.8: both
+    // connections run until an identifier decides).
+    let first = inbound
+        .read_message()
+        .map_err(|e| format!("inbound, waiting for the speaker's OPEN: {e}"))?;
+    if first[18] != rawpeer::OPEN {
+        return Err(format!(
+            "inbound: speaker sent {} instead of OPEN",
+            rawpeer::describe(&first)
+        ));
+    }
+    // Which connection the speaker closes tells who won.
+    let we_win = id.to_bits() > 0xc000_0201;
+    let (mut loser, mut winner) = if we_win { (ours, inbound) } else { (inbound, ours) };
+    if !we_win {
+        // The winner is the speaker's connection: it still needs our OPEN.
+        winner.send(&our_open).map_err(|e| e.to_string())?;
+    }
+    let (seen, cease) = read_until_notification(&mut loser);
+    if cease.as_deref() != Some(&CEASE_COLLISION[..]) {
+        return Err(format!("loser saw {seen:?}, Cease bytes {cease:02x?}"));
+    }
+    // The loser is closed after the Cease.
+    let eof = matches!(loser.read_message(), Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof);
+    if !eof {
+        return Err("loser not closed after the Cease".into());
+    }
+    winner.send(&KEEPALIVE).map_err(|e| e.to_string())?;
+    let mut winner_seen = Vec::new();
+    loop {
+        let m = winner
+            .read_message()
+            .map_err(|e| format!("winner after {winner_seen:?}: {e}"))?;
+        winner_seen.push(rawpeer::describe(&m));
+        match m[18] {
+            4 => break,
+            rawpeer::NOTIFICATION => return Err(format!("winner saw {winner_seen:?}")),
+            _ => {}
+        }
+    }
+    while !stop.load(Ordering::Relaxed) {
+        if winner.send(&KEEPALIVE).is_err() {
+            return Err("winner: speaker closed it".into());
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    Ok(format!("loser saw {seen:?}; winner saw {winner_seen:?}"))
+}
+
+/// Simultaneous open (RFC 4271 §6.8): one raw peer with a higher BGP identifier than ours
+/// (its connection survives, ours gets Cease 6/7), one with a lower one (ours survives, its
+/// connection gets our OPEN, then Cease 6/7). Exact Cease bytes, each loser closed, both
+/// sessions Established on the surviving connection with `connection collision` as the
+/// last down reason of the higher-identifier one (our connection lost).
+#[test]
+fn simultaneous_open_resolves_by_bgp_identifier() {
+    let test = "simultaneous_open_resolves_by_bgp_identifier";
+    if !require(test, &["ip"]) {
+        return;
+    }
+    speaker::binary();
+    let topology = Topology {
+        bird: true,
+        ..Topology::default()
+    };
+    let lab = Lab::standard(test, topology).unwrap();
+    let higher: Ipv4Addr = "192.0.2.2".parse().unwrap();
+    let lower: Ipv4Addr = "192.0.2.21".parse().unwrap();
+    lab.ns(BIRD).add_addr("eth0", "192.0.2.21/24").unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    // Identifiers: 192.0.2.200 > ours (192.0.2.1) > 192.0.2.0.
+    let peers: Vec<_> = [(higher, "192.0.2.200"), (lower, "192.0.2.0")]
+        .into_iter()
+        .map(|(address, id)| {
+            let stop = stop.clone();
+            let id: Ipv4Addr = id.parse().unwrap();
+            lab.ns(BIRD)
+                .spawn(move || async move { colliding_peer(address, id, stop) })
+        })
+        .collect();
+    let mut intent = speaker::intent();
+    for a in [higher, lower] {
+        speaker::add_peer(&mut intent, &a.to_string(), u32::from(PEER_AS));
+    }
+    let spk = Speaker::start(&lab, &intent).unwrap();
+    let up = spk.wait_status("both sessions Established", Duration::from_secs(20), |s| {
+        [higher, lower]
+            .iter()
+            .all(|a| peer_status(s, IpAddr::V4(*a)).is_some_and(|p| p.state == SessionStateName::Established))
+    });
+    stop.store(true, Ordering::Relaxed);
+    let results: Vec<_> = peers.into_iter().map(|p| p.join()).collect();
+    eprintln!("raw peers: {results:?}");
+    let log = spk.log_tail(60);
+    for r in &results {
+        assert!(r.is_ok(), "{results:?}\n{log}");
+    }
+    let up = up.unwrap();
+    let h = peer_status(&up, IpAddr::V4(higher)).unwrap();
+    assert_eq!(
+        h.last_down_reason.as_deref(),
+        Some("connection collision"),
+        "{h:?}"
+    );
+    let l = peer_status(&up, IpAddr::V4(lower)).unwrap();
+    assert_eq!(l.last_down_reason, None, "{l:?}");
+    assert!(log.contains("connection collision resolved"), "{log}");
+    assert!(log.contains("collision connection state"), "{log}");
+}

@@ -434,6 +434,14 @@ impl Slot {
     }
 }
 
+impl Drop for Slot {
+    /// A slot let go (a collision's loser, a restart) takes its connection with it: the
+    /// reader and writer tasks would otherwise keep the socket open.
+    fn drop(&mut self) {
+        self.detach();
+    }
+}
+
 async fn read_frames(mut read: OwnedReadHalf, tx: mpsc::UnboundedSender<Io>) {
     let mut buf = BytesMut::with_capacity(8192);
     loop {
@@ -580,10 +588,17 @@ async fn run(
                         } else if state == SessionState::Established || secondary.is_some() {
                             drop(stream);
                         } else {
-                            let mut s = Slot::new(config.clone(), seed ^ 0x5eed);
+                            // RFC 4271 §6.8: the peer's connection gets our OPEN and runs
+                            // until a BGP identifier decides. It is started passive (it
+                            // must not connect by itself); its state changes are logged.
+                            let mut passive = config.clone();
+                            passive.passive = true;
+                            let mut s = Slot::new(passive, seed ^ 0x5eed);
                             s.handle(Event::Routes(routes_now.clone()), &connect).await;
+                            s.handle(Event::Start, &connect).await;
                             s.attach(stream);
-                            s.handle(Event::Connected { inbound: true }, &connect).await;
+                            let changes = s.handle(Event::Connected { inbound: true }, &connect).await;
+                            log_collision(&changes);
                             secondary = Some(s);
                         }
                     }
@@ -628,7 +643,7 @@ async fn run(
                 if let Some(s) = secondary.as_mut() {
                     let timer = secondary_deadline.map(|(_, t)| t).expect("armed");
                     s.timers[timer as usize] = None;
-                    s.handle(Event::Timer(timer), &connect).await;
+                    log_collision(&s.handle(Event::Timer(timer), &connect).await);
                 }
             }
             io = primary.io_rx.recv() => {
@@ -642,7 +657,7 @@ async fn run(
                         Io::Connected(_) => continue,
                         io => match s.io_event(io) { Some(e) => e, None => continue },
                     };
-                    s.handle(event, &connect).await;
+                    log_collision(&s.handle(event, &connect).await);
                 }
             }
         }
@@ -659,23 +674,42 @@ async fn run(
                 && primary.session.state() != SessionState::Idle
             {
                 // The primary is our outbound attempt, the secondary the peer's connection.
-                let keep = resolve_collision(local_id, remote);
+                let keep = resolve_collision(local_id, config.local_asn, remote, config.peer_asn);
                 let mut s = secondary.take().expect("checked");
+                tracing::info!(?keep, %remote, "connection collision resolved");
                 if keep == Keep::RemotelyInitiated {
                     let changes = primary.handle(Event::CollisionDump, &connect).await;
                     apply(changes, &primary, &report);
                     primary.detach();
-                    primary = s;
+                    primary = promote(s, &config);
                     report.send_modify(|r| r.state = primary.session.state());
                 } else {
-                    s.handle(Event::CollisionDump, &connect).await;
+                    log_collision(&s.handle(Event::CollisionDump, &connect).await);
                     s.detach();
                 }
             } else if primary.session.state() == SessionState::Idle {
                 // Our attempt failed: the peer's connection simply becomes the session.
-                primary = secondary.take().expect("checked");
+                primary = promote(secondary.take().expect("checked"), &config);
                 report.send_modify(|r| r.state = primary.session.state());
             }
+        }
+    }
+}
+
+/// The collision connection becomes the session: it takes the configured passive mode
+/// back (it ran passive so as not to connect by itself).
+fn promote(mut slot: Slot, config: &Config) -> Slot {
+    slot.session.update_live(config);
+    slot
+}
+
+/// State changes of the collision connection (not the session's status: that is the
+/// primary's until this one wins).
+fn log_collision(changes: &[(SessionState, Option<DownReason>)]) {
+    for (state, reason) in changes {
+        match reason {
+            Some(reason) => tracing::info!(%state, %reason, "collision connection state"),
+            None => tracing::info!(%state, "collision connection state"),
         }
     }
 }

@@ -197,8 +197,7 @@ pub enum Action {
     },
 }
 
-/// RFC 4271 §6.8: which connection survives a collision. The connection initiated by
-/// the side with the higher BGP identifier is kept.
+/// RFC 4271 §6.8: which connection survives a collision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Keep {
     /// Keep the connection we initiated (ours is the higher identifier).
@@ -207,10 +206,49 @@ pub enum Keep {
     RemotelyInitiated,
 }
 
-pub fn resolve_collision(local: RouterId, remote: RouterId) -> Keep {
-    if local.to_u32() < remote.to_u32() {
+/// The connection initiated by the side with the higher BGP identifier is kept; with equal identifiers (allowed between
+/// ASes, RFC 6286 §2.2) the one initiated by the side with the larger AS (RFC 6286 §2.3).
+pub fn resolve_collision(local: RouterId, local_asn: Asn, remote: RouterId, remote_asn: Asn) -> Keep {
+    let ours = (local.to_u32(), local_asn.get());
+    let theirs = (remote.to_u32(), remote_asn.get());
+    if ours < theirs {
         Keep::RemotelyInitiated
     } else {
         Keep::LocallyInitiated
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> RouterId {
+        RouterId::try_from(s.parse::<std::net::Ipv4Addr>().unwrap()).unwrap()
+    }
+
+    fn asn(n: u32) -> Asn {
+        Asn::try_from(n).unwrap()
+    }
+
+    #[test]
+    fn collision_by_identifier_then_by_as() {
+        let (a, b) = (id("192.0.2.1"), id("192.0.2.2"));
+        assert_eq!(
+            resolve_collision(a, asn(65000), b, asn(64500)),
+            Keep::RemotelyInitiated
+        );
+        assert_eq!(
+            resolve_collision(b, asn(64500), a, asn(65000)),
+            Keep::LocallyInitiated
+        );
+        // RFC 6286 §2.3: equal identifiers, the larger AS initiated the survivor.
+        assert_eq!(
+            resolve_collision(a, asn(64500), a, asn(64502)),
+            Keep::RemotelyInitiated
+        );
+        assert_eq!(
+            resolve_collision(a, asn(64502), a, asn(64500)),
+            Keep::LocallyInitiated
+        );
     }
 }
