@@ -61,8 +61,12 @@ pub enum DownReason {
     ConnectFailed {
         error: String,
     },
-    /// TCP connect or the peer's OPEN never came: the usual sign of an MD5 or TTL mismatch.
+    /// TCP connect never completed: the usual sign of an MD5 or TTL mismatch.
     NoAnswer,
+    /// TCP connected, but the peer's OPEN did not come within `secs`.
+    NoOpen {
+        secs: u64,
+    },
     /// The peer closed the TCP connection without a NOTIFICATION.
     ConnectionClosed,
     /// A socket error on an open connection.
@@ -103,6 +107,7 @@ impl DownReason {
             DownReason::ConfigChanged { .. } => "config_changed",
             DownReason::ConnectFailed { .. } => "connect_failed",
             DownReason::NoAnswer => "no_answer",
+            DownReason::NoOpen { .. } => "no_open",
             DownReason::ConnectionClosed => "connection_closed",
             DownReason::TransportError { .. } => "transport_error",
             DownReason::HoldTimerExpired => "hold_timer_expired",
@@ -122,6 +127,10 @@ impl fmt::Display for DownReason {
             DownReason::ConfigChanged { what } => write!(f, "configuration changed: {what}"),
             DownReason::ConnectFailed { error } => write!(f, "connect failed: {error}"),
             DownReason::NoAnswer => f.write_str("no answer (MD5 or TTL mismatch?)"),
+            DownReason::NoOpen { secs } => write!(
+                f,
+                "connected, but no OPEN within {secs} s (TTL security on our side only?)"
+            ),
             DownReason::ConnectionClosed => f.write_str("peer closed the connection"),
             DownReason::TransportError { error } => write!(f, "transport error: {error}"),
             DownReason::HoldTimerExpired => f.write_str("hold timer expired"),

@@ -358,3 +358,94 @@ fn simultaneous_open_resolves_by_bgp_identifier() {
     assert!(log.contains("connection collision resolved"), "{log}");
     assert!(log.contains("collision connection state"), "{log}");
 }
+
+/// A peer configured with another AS (64599 instead of 64502) is refused on every retry:
+/// each connection gets exactly one NOTIFICATION 2/2 on the wire, the counter
+/// `notifications_sent_total` equals the NOTIFICATIONs the peer read (it counted once per
+/// reason change before), and `lastDownReason` keeps the negotiator's detail.
+#[test]
+fn refusals_are_counted_per_notification_and_say_why() {
+    let test = "refusals_are_counted_per_notification_and_say_why";
+    if !require(test, &["ip"]) {
+        return;
+    }
+    speaker::binary();
+    let topology = Topology {
+        bird: true,
+        ..Topology::default()
+    };
+    let lab = Lab::standard(test, topology).unwrap();
+    let address: Ipv4Addr = "192.0.2.2".parse().unwrap();
+    const ROUNDS: usize = 3;
+    let peer = lab.ns(BIRD).spawn(move || async move {
+        let listener = rawpeer::listen(IpAddr::V4(address), None).expect("listen");
+        let mut seen = Vec::new();
+        for _ in 0..ROUNDS {
+            let mut p = RawPeer::accept(&listener, Duration::from_secs(20)).expect("accept");
+            let open = p.read_message().expect("speaker's OPEN");
+            assert_eq!(open[18], rawpeer::OPEN);
+            p.send(&rawpeer::open(64599, 30, "192.0.2.99".parse().unwrap()))
+                .unwrap();
+            loop {
+                match p.read_message() {
+                    Ok(m) => {
+                        let last = m[18] == rawpeer::NOTIFICATION;
+                        seen.push(m);
+                        if last {
+                            break;
+                        }
+                    }
+                    Err(e) => panic!("no NOTIFICATION: {e}"),
+                }
+            }
+        }
+        // No more connections: the speaker's next attempts are refused by TCP.
+        drop(listener);
+        seen
+    });
+    let mut intent = speaker::intent();
+    speaker::add_peer(&mut intent, &address.to_string(), u32::from(PEER_AS));
+    let spk = Speaker::start(&lab, &intent).unwrap();
+    let seen = peer.join();
+    let notifications: Vec<&Vec<u8>> = seen.iter().filter(|m| m[18] == rawpeer::NOTIFICATION).collect();
+    assert_eq!(
+        notifications.len(),
+        ROUNDS,
+        "{:?}",
+        seen.iter().map(|m| rawpeer::describe(m)).collect::<Vec<_>>()
+    );
+    for n in &notifications {
+        assert_eq!(&n[18..21], &[rawpeer::NOTIFICATION, 2, 2], "{n:02x?}");
+    }
+    let peer_ip = IpAddr::V4(address);
+    let mut last = f64::NAN;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        last = spk
+            .peer_metric("notifications_sent_total", peer_ip)
+            .unwrap_or(f64::NAN);
+        if last == ROUNDS as f64 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        last,
+        ROUNDS as f64,
+        "notifications_sent_total\n{}",
+        spk.metrics().unwrap_or_default()
+    );
+    assert_eq!(
+        spk.peer_metric("notifications_received_total", peer_ip).unwrap(),
+        0.0
+    );
+    let status = spk.status().unwrap();
+    let p = peer_status(&status, peer_ip).unwrap();
+    // The last reason may already be the refused TCP connect of the next attempt; the log
+    // has the NOTIFICATION's.
+    let log = spk.log_tail(80);
+    assert!(
+        log.contains("NOTIFICATION sent: 2/2 (Bad Peer AS: got 64599, want 64502)"),
+        "status {p:?}\n{log}"
+    );
+}

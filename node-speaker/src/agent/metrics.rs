@@ -42,9 +42,9 @@ pub struct SpeakerMetrics {
     pub session_flaps: Fam<ReasonLabel, Counter>,
     pub updates_sent: Fam<PeerLabel, Counter>,
     pub updates_received: Fam<PeerLabel, Counter>,
-    /// NOTIFICATIONs received from the peer (seen as the reason a session went down).
+    /// Every NOTIFICATION received from the peer (malformed ones included).
     pub notifications_received: Fam<PeerLabel, Counter>,
-    /// NOTIFICATIONs we sent because of an error on the peer's side.
+    /// Every NOTIFICATION we sent (errors, Hold Timer Expired, Cease).
     pub notifications_sent: Fam<PeerLabel, Counter>,
     pub prefixes_announced: Fam<FamilyLabel, Gauge>,
     /// 1 while a valid intent is loaded (see `readiness`), 0 before, when missing or invalid.
@@ -82,7 +82,7 @@ impl SpeakerMetrics {
         );
         r.register(
             "notifications_sent",
-            "NOTIFICATION messages sent for peer errors",
+            "NOTIFICATION messages sent (every one on the wire)",
             m.notifications_sent.clone(),
         );
         r.register(
@@ -162,21 +162,19 @@ impl SpeakerMetrics {
         self.updates_received
             .get_or_create(&PeerLabel { peer: peer.clone() })
             .inc_by(delta(before.stats.updates_received, now.stats.updates_received));
-        if now.last_down_reason != before.last_down_reason {
-            match &now.last_down_reason {
-                Some(bgpintent_api::DownReason::NotificationReceived { .. }) => {
-                    self.notifications_received
-                        .get_or_create(&PeerLabel { peer: peer.clone() })
-                        .inc();
-                }
-                Some(bgpintent_api::DownReason::NotificationSent { .. }) => {
-                    self.notifications_sent
-                        .get_or_create(&PeerLabel { peer: peer.clone() })
-                        .inc();
-                }
-                _ => {}
-            }
-        }
+        // Every NOTIFICATION on the wire, each retry and Hold Timer Expired included.
+        self.notifications_received
+            .get_or_create(&PeerLabel { peer: peer.clone() })
+            .inc_by(delta(
+                before.stats.notifications_received,
+                now.stats.notifications_received,
+            ));
+        self.notifications_sent
+            .get_or_create(&PeerLabel { peer: peer.clone() })
+            .inc_by(delta(
+                before.stats.notifications_sent,
+                now.stats.notifications_sent,
+            ));
         for family in Family::ALL {
             let label = FamilyLabel {
                 peer: peer.clone(),

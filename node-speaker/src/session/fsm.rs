@@ -28,6 +28,10 @@ pub struct Stats {
     pub end_of_rib_received: u64,
     pub updates_sent: u64,
     pub route_refreshes_received: u64,
+    /// Every NOTIFICATION written to the connection (errors, Hold Timer Expired, Cease).
+    pub notifications_sent: u64,
+    /// Every NOTIFICATION the peer sent, malformed ones included.
+    pub notifications_received: u64,
 }
 
 /// One peer's session. See the module docs of [`crate::session`].
@@ -213,9 +217,10 @@ impl Session {
                 self.receive_open(now, theirs, &mut out)
             }
             (State::OpenSent, Event::Timer(Timer::Hold)) => {
-                // Connected but no OPEN: dropped packets (MD5/GTSM), not a dead peer.
+                // TCP completed (so not MD5/GTSM, which drop the SYN) but no OPEN came.
                 let n = Notification::new(error_code::HOLD_TIMER_EXPIRED, 0, vec![]);
-                self.down(now, DownReason::NoAnswer, Some(n), &mut out)
+                let secs = self.cfg.open_timeout.as_secs();
+                self.down(now, DownReason::NoOpen { secs }, Some(n), &mut out)
             }
 
             (State::OpenConfirm, Event::Message(Message::Keepalive)) => {
@@ -256,6 +261,7 @@ impl Session {
                 State::OpenSent | State::OpenConfirm | State::Established,
                 Event::Message(Message::Notification(n)),
             ) => {
+                self.stats.notifications_received += 1;
                 let reason = DownReason::NotificationReceived {
                     code: n.code,
                     subcode: n.subcode,
@@ -263,19 +269,22 @@ impl Session {
                 };
                 self.down(now, reason, None, &mut out)
             }
-            (state @ (State::OpenSent | State::OpenConfirm | State::Established), Event::Message(_)) => {
+            (state @ (State::OpenSent | State::OpenConfirm | State::Established), Event::Message(m)) => {
                 // RFC 6608 subcodes say in which state the message was unexpected.
                 let subcode = match state {
                     State::OpenSent => fsm_subcode::UNEXPECTED_IN_OPEN_SENT,
                     State::OpenConfirm => fsm_subcode::UNEXPECTED_IN_OPEN_CONFIRM,
                     _ => fsm_subcode::UNEXPECTED_IN_ESTABLISHED,
                 };
-                self.fail(now, Notification::new(error_code::FSM, subcode, vec![]), &mut out)
+                let n = Notification::new(error_code::FSM, subcode, vec![]);
+                let what = format!("unexpected {} in {state}", m.kind());
+                self.fail(now, n, what, &mut out)
             }
             (State::OpenSent | State::OpenConfirm | State::Established, Event::Malformed(e)) => {
                 match e.notification() {
-                    Some(n) => self.fail(now, n, &mut out),
+                    Some(n) => self.fail(now, n, e.to_string(), &mut out),
                     None => {
+                        self.stats.notifications_received += 1;
                         let DecodeError::BadNotification(why) = e else {
                             unreachable!("only BadNotification has none")
                         };
@@ -341,7 +350,7 @@ impl Session {
         match negotiate(&self.cfg, &ours, &theirs) {
             Err(e) => {
                 let n = Notification::new(error_code::OPEN_MESSAGE, e.subcode as u8, e.data);
-                self.fail(now, n, out)
+                self.fail(now, n, e.reason.into_owned(), out)
             }
             Ok(neg) => {
                 let hold = neg.hold_time_secs;
@@ -369,11 +378,11 @@ impl Session {
     }
 
     /// Sends `n` because of the peer's error, then goes Idle.
-    fn fail(&mut self, now: Instant, n: Notification, out: &mut Vec<Action>) {
+    fn fail(&mut self, now: Instant, n: Notification, message: String, out: &mut Vec<Action>) {
         let reason = DownReason::NotificationSent {
             code: n.code,
             subcode: n.subcode,
-            message: String::new(),
+            message,
         };
         self.down(now, reason, Some(n), out)
     }
@@ -555,8 +564,10 @@ impl Session {
             Ok(()) => out.push(Action::Send(buf.freeze())),
             Err(e) => debug_assert!(false, "cannot encode {msg:?}: {e}"),
         }
-        if matches!(msg, Message::Update(_)) {
-            self.stats.updates_sent += 1;
+        match msg {
+            Message::Update(_) => self.stats.updates_sent += 1,
+            Message::Notification(_) => self.stats.notifications_sent += 1,
+            _ => {}
         }
     }
 

@@ -14,9 +14,9 @@
 //! * Every failure goes to Idle with a [`DownReason`], and an IdleHold timer (the RFC's
 //!   optional `IdleHoldTimer`, with jitter and exponential backoff) brings it back. The
 //!   RFC's Connect/Active dance after failures reaches the same place with less to report.
-//! * A stalled OpenSent (no OPEN within `open_timeout`) and a connect timeout both report
-//!   [`DownReason::NoAnswer`]: they are what an MD5 or GTSM mismatch looks like (silent
-//!   drops, bgp-stack gotcha 11).
+//! * A connect timeout reports [`DownReason::NoAnswer`]: it is what an MD5 or GTSM
+//!   mismatch looks like (silent drops, bgp-stack gotcha 11). A stalled OpenSent (TCP up,
+//!   no OPEN within `open_timeout`) is [`DownReason::NoOpen`].
 //! * Connection collisions (§6.8) are resolved by the agent, which alone sees both
 //!   connections: it runs a second `Session` for the inbound connection, compares with
 //!   [`resolve_collision`] once a BGP identifier is known, and sends
