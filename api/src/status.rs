@@ -97,9 +97,31 @@ pub enum DownReason {
     Collision,
     /// The process is restarting; no Cease was sent so peers keep our routes (RFC 4724).
     Restarting,
+    /// The peer's password is referenced but unusable (missing from the file or Secret,
+    /// empty, longer than 80 bytes): no connection, no listener entry (fail closed).
+    PasswordUnavailable,
 }
 
 impl DownReason {
+    /// Every value [`DownReason::label`] returns (to delete a peer's series).
+    pub const LABELS: [&'static str; 15] = [
+        "admin_shutdown",
+        "config_changed",
+        "connect_failed",
+        "no_answer",
+        "no_open",
+        "connection_closed",
+        "transport_error",
+        "hold_timer_expired",
+        "send_stalled",
+        "notification_received",
+        "notification_sent",
+        "collision",
+        "restarting",
+        "password_unavailable",
+        "unknown",
+    ];
+
     /// A short, bounded label for metrics.
     pub const fn label(&self) -> &'static str {
         match self {
@@ -116,6 +138,7 @@ impl DownReason {
             DownReason::NotificationSent { .. } => "notification_sent",
             DownReason::Collision => "collision",
             DownReason::Restarting => "restarting",
+            DownReason::PasswordUnavailable => "password_unavailable",
         }
     }
 }
@@ -165,6 +188,7 @@ impl fmt::Display for DownReason {
             }
             DownReason::Collision => f.write_str("connection collision"),
             DownReason::Restarting => f.write_str("speaker restarting (graceful restart)"),
+            DownReason::PasswordUnavailable => f.write_str("password unavailable"),
         }
     }
 }
@@ -205,6 +229,42 @@ pub struct PeerStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_are_listed() {
+        let all = [
+            DownReason::AdminShutdown,
+            DownReason::ConfigChanged { what: String::new() },
+            DownReason::ConnectFailed { error: String::new() },
+            DownReason::NoAnswer,
+            DownReason::NoOpen { secs: 30 },
+            DownReason::ConnectionClosed,
+            DownReason::TransportError { error: String::new() },
+            DownReason::HoldTimerExpired,
+            DownReason::SendStalled {
+                queued_bytes: 1,
+                waited_secs: 1,
+            },
+            DownReason::NotificationReceived {
+                code: 6,
+                subcode: 2,
+                message: String::new(),
+            },
+            DownReason::NotificationSent {
+                code: 2,
+                subcode: 2,
+                message: String::new(),
+            },
+            DownReason::Collision,
+            DownReason::Restarting,
+            DownReason::PasswordUnavailable,
+        ];
+        for r in &all {
+            assert!(DownReason::LABELS.contains(&r.label()), "{r:?}");
+        }
+        // Every variant above, plus "unknown" (a flap without a reason).
+        assert_eq!(all.len() + 1, DownReason::LABELS.len());
+    }
 
     #[test]
     fn no_answer_hints_md5() {

@@ -439,6 +439,16 @@ fn refusals_are_counted_per_notification_and_say_why() {
         spk.peer_metric("notifications_received_total", peer_ip).unwrap(),
         0.0
     );
+    // Failures before Established, by reason: the three refusals.
+    let text = spk.metrics().unwrap();
+    let failures = text
+        .lines()
+        .find(|l| {
+            l.starts_with("bgpintent_speaker_session_failures_total{")
+                && l.contains("reason=\"notification_sent\"")
+        })
+        .unwrap_or_else(|| panic!("no session_failures_total{{reason=notification_sent}}:\n{text}"));
+    assert!(failures.ends_with(" 3"), "{failures}");
     let status = spk.status().unwrap();
     let p = peer_status(&status, peer_ip).unwrap();
     // The last reason may already be the refused TCP connect of the next attempt; the log
@@ -448,4 +458,106 @@ fn refusals_are_counted_per_notification_and_say_why() {
         log.contains("NOTIFICATION sent: 2/2 (Bad Peer AS: got 64599, want 64502)"),
         "status {p:?}\n{log}"
     );
+}
+
+/// Fail closed on passwords: BIRD has no password; the speaker's peers reference one that is
+/// missing from the passwords file (IPv4) or longer than 80 bytes (IPv6). Neither may come
+/// up (before the fix both did, without TCP-MD5): for 8 s no poll shows Established on
+/// either side, the reason is `password unavailable`, and
+/// `session_failures_total{reason="password_unavailable"}` counts it. Once usable passwords
+/// appear the sessions try again, with TCP-MD5 (which BIRD, without one, never answers).
+#[test]
+fn peers_with_an_unavailable_password_never_connect() {
+    use bgpintent_api::PasswordRef;
+    use bgpintent_tests::lab::Router;
+    let test = "peers_with_an_unavailable_password_never_connect";
+    if !require(test, &["ip", "bird"]) {
+        return;
+    }
+    speaker::binary();
+    let topology = Topology {
+        bird: true,
+        ..Topology::default()
+    };
+    let lab = Lab::standard(test, topology).unwrap();
+    let bird = lab.start_bird(BIRD, &lab.bird_config()).unwrap();
+    let mut intent = speaker::intent();
+    let reference = |key: &str| {
+        Some(PasswordRef {
+            secret_name: "bgp-passwords".into(),
+            key: key.into(),
+            revision: "1".into(),
+        })
+    };
+    let (v4, v6) = (lab.v4(BIRD), lab.v6(BIRD));
+    for (address, key) in [(v4, "missing"), (v6, "toolong")] {
+        let k = speaker::add_peer(&mut intent, &address.to_string(), bgpintent_tests::lab::BIRD_AS);
+        intent.peers.get_mut(&k).unwrap().password = reference(key);
+    }
+    let long = "x".repeat(81);
+    let options = speaker::Options {
+        connect_timeout: Some("2s".into()),
+        passwords: vec![("toolong".into(), long.clone())],
+        ..speaker::Options::default()
+    };
+    let spk = Speaker::start_with(&lab, Some(&intent), options).unwrap();
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(8) {
+        for peer in [v4, v6] {
+            let speaker_state = spk.status().and_then(|s| peer_status(&s, peer).map(|p| p.state));
+            assert_ne!(
+                speaker_state,
+                Some(SessionStateName::Established),
+                "{peer}\n{}",
+                spk.log_tail(30)
+            );
+            let bird_state = bird.session_state(if peer.is_ipv4() {
+                lab.v4(SPEAKER)
+            } else {
+                lab.v6(SPEAKER)
+            });
+            assert!(
+                !matches!(bird_state, Ok(bgpintent_api::SessionState::Established)),
+                "BIRD Established with {peer} without a password"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let status = spk.status().unwrap();
+    for peer in [v4, v6] {
+        let p = peer_status(&status, peer).unwrap();
+        assert_eq!(
+            p.last_down_reason.as_deref(),
+            Some("password unavailable"),
+            "{p:?}"
+        );
+    }
+    let text = spk.metrics().unwrap();
+    let failures = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("bgpintent_speaker_session_failures_total{")
+                && l.contains("reason=\"password_unavailable\"")
+        })
+        .count();
+    assert_eq!(failures, 2, "{text}");
+    let log = spk.log_tail(200);
+    assert!(log.contains("password unavailable"), "{log}");
+    assert!(!log.contains(&long), "the password value is logged");
+
+    // Usable passwords now: the sessions try, with TCP-MD5, and BIRD (none) never answers.
+    spk.write_passwords(&[("missing", "lab-md5-now-here"), ("toolong", "lab-md5-short")])
+        .unwrap();
+    spk.wait_status(
+        "both peers trying with a password",
+        Duration::from_secs(30),
+        |s| {
+            [v4, v6].iter().all(|p| {
+                peer_status(s, *p).is_some_and(|p| {
+                    p.last_down_reason.as_deref() == Some("no answer (MD5 or TTL mismatch?)")
+                })
+            })
+        },
+    )
+    .unwrap();
 }

@@ -155,6 +155,11 @@ async fn accept(listener: Option<&Listener>) -> std::io::Result<crate::net::Acce
     }
 }
 
+/// Whether `intent` references a password that cannot be used (missing, empty, > 80 bytes).
+fn password_unavailable(d: &Desired, intent: &PeerIntent) -> bool {
+    intent.password.is_some() && peer::md5_key(d.password(intent.password.as_ref())).is_none()
+}
+
 fn seed() -> u64 {
     let t = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -188,6 +193,11 @@ impl Agent {
             self.first,
         );
         c.connect_timeout = self.settings.connect_timeout;
+        c.password_unavailable = password_unavailable(d, intent);
+        if c.password_unavailable {
+            // The reference is named, never the value.
+            tracing::warn!(peer = %key, password = ?intent.password, "password unavailable (missing, empty or longer than 80 bytes): no connection and no listener entry for this peer");
+        }
         c
     }
 
@@ -343,11 +353,17 @@ impl Agent {
 
     fn allow_peers(&self, d: &Desired) {
         let Some(listener) = &self.listener else { return };
-        let allowed = d.intent.peers.iter().map(|(k, p)| AllowedPeer {
-            address: k.address,
-            ttl: p.ttl,
-            md5_key: peer::md5_key(d.password(p.password.as_ref())),
-        });
+        // Fail closed: a peer whose password is unusable gets no listener entry at all.
+        let allowed = d
+            .intent
+            .peers
+            .iter()
+            .filter(|(_, p)| !password_unavailable(d, p))
+            .map(|(k, p)| AllowedPeer {
+                address: k.address,
+                ttl: p.ttl,
+                md5_key: peer::md5_key(d.password(p.password.as_ref())),
+            });
         if let Err(error) = listener.set_peers(allowed) {
             tracing::error!(%error, "cannot configure the listener's peers");
         }

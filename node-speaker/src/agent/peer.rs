@@ -82,6 +82,8 @@ pub struct PeerReport {
     pub stats: Stats,
     /// Incremented on every transition out of Established (a flap).
     pub flaps: u64,
+    /// Transitions to Idle from a state before Established, by reason label (cumulative).
+    pub failures: std::collections::BTreeMap<&'static str, u64>,
 }
 
 /// Handle of a running peer task.
@@ -505,6 +507,7 @@ pub fn spawn(start: PeerStart) -> PeerHandle {
         prefixes_sent: PrefixCounts::default(),
         stats: Stats::default(),
         flaps: 0,
+        failures: Default::default(),
     };
     let (report_tx, report_rx) = watch::channel(report);
     let span = tracing::info_span!("peer", peer = %start.key);
@@ -539,6 +542,18 @@ async fn run(
             report.send_modify(|r| {
                 if r.state == SessionState::Established && state != SessionState::Established {
                     r.flaps += 1;
+                } else if state == SessionState::Idle
+                    && let Some(reason) = reason.as_ref().filter(|r| {
+                        // Our own stops are not failures.
+                        !matches!(
+                            r,
+                            DownReason::AdminShutdown
+                                | DownReason::ConfigChanged { .. }
+                                | DownReason::Restarting
+                        )
+                    })
+                {
+                    *r.failures.entry(reason.label()).or_default() += 1;
                 }
                 if state != r.state {
                     r.since = SystemTime::now();
@@ -554,8 +569,20 @@ async fn run(
             }
         }
         report.send_modify(|r| {
+            let new = slot.session.stats();
+            // RFC 7606 outcomes keep the session up; they are logged (and counted) here.
+            let more = |old: u64, new: u64| new.checked_sub(old).filter(|n| *n > 0);
+            if let Some(n) = more(r.stats.treat_as_withdraw, new.treat_as_withdraw) {
+                tracing::warn!(
+                    updates = n,
+                    "UPDATE with a malformed attribute treated as withdraw (RFC 7606)"
+                );
+            }
+            if let Some(n) = more(r.stats.attributes_discarded, new.attributes_discarded) {
+                tracing::warn!(attributes = n, "malformed path attribute discarded (RFC 7606)");
+            }
             r.prefixes_sent = slot.session.prefixes_sent();
-            r.stats = slot.session.stats();
+            r.stats = new;
         });
     };
     let changes = primary.handle(Event::Routes(routes_now.clone()), &connect).await;

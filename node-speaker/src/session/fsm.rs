@@ -336,6 +336,14 @@ impl Session {
     }
 
     fn start(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.cfg.password_unavailable {
+            // Fail closed: never a connection without the password the intent asks for.
+            self.stopped = true;
+            self.stop_timer(Timer::IdleHold, out);
+            self.last_down = Some(DownReason::PasswordUnavailable);
+            self.set_state(State::Idle, Some(DownReason::PasswordUnavailable), out);
+            return;
+        }
         if self.cfg.passive {
             self.set_state(State::Active, None, out);
         } else {

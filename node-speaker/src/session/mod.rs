@@ -66,6 +66,9 @@ pub struct Config {
     pub open_timeout: Duration,
     /// Longest IdleHold delay after repeated failures.
     pub max_backoff: Duration,
+    /// The referenced TCP-MD5 password is unusable: the session never starts (fail closed),
+    /// it stays Idle with [`DownReason::PasswordUnavailable`] until a config with it.
+    pub password_unavailable: bool,
 }
 
 impl Config {
@@ -97,6 +100,7 @@ impl Config {
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
             open_timeout: Self::DEFAULT_OPEN_TIMEOUT,
             max_backoff: Self::DEFAULT_MAX_BACKOFF,
+            password_unavailable: false,
         }
     }
 
