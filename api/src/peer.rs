@@ -231,6 +231,14 @@ impl ResetCause {
         ResetCause::Families,
     ];
 
+    /// Whether the reset must drop our routes at the peer even when it would keep them
+    /// across a graceful NOTIFICATION (RFC 8538): the speaker's identity changed, so the
+    /// routes learnt from the old one must not linger as stale (the peer may never accept
+    /// the new OPEN). The NOTIFICATION is wrapped in Cease/Hard Reset.
+    pub const fn hard_reset(self) -> bool {
+        matches!(self, ResetCause::LocalAsn | ResetCause::RouterId)
+    }
+
     pub const fn as_str(self) -> &'static str {
         match self {
             ResetCause::LocalAsn => "local ASN changed",

@@ -310,6 +310,7 @@ fn run(text: &str) -> String {
             "stop" => match args.split_once(' ').unwrap_or((args, "")) {
                 ("admin", m) => Event::Stop(Stop::Admin { message: quoted(m) }),
                 ("config", w) => Event::Stop(Stop::ConfigChanged { what: quoted(w) }),
+                ("identity", w) => Event::Stop(Stop::IdentityChanged { what: quoted(w) }),
                 ("restart", _) => Event::Stop(Stop::Restart),
                 other => panic!("stop {other:?}"),
             },

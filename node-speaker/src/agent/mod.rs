@@ -265,10 +265,10 @@ impl Agent {
                 o.password(intent.password.as_ref()) != new.password(intent.password.as_ref())
             });
             let why = match (identity_reset, p.intent.reconfigure(intent)) {
-                (Some(cause), _) => Some(cause.to_string()),
-                (None, Reconfigure::Reset(cause)) => Some(cause.to_string()),
-                _ if next_hops_changed => Some("next hops changed".to_owned()),
-                _ if password_value_changed => Some("password changed".to_owned()),
+                (Some(cause), _) => Some((cause.to_string(), cause.hard_reset())),
+                (None, Reconfigure::Reset(cause)) => Some((cause.to_string(), cause.hard_reset())),
+                _ if next_hops_changed => Some(("next hops changed".to_owned(), false)),
+                _ if password_value_changed => Some(("password changed".to_owned(), false)),
                 (None, Reconfigure::Live) => {
                     let _ = p.handle.commands.send(Command::Update {
                         config: Box::new(config.clone()),
@@ -278,12 +278,13 @@ impl Agent {
                 }
                 (None, Reconfigure::Unchanged) => None,
             };
-            if let Some(what) = why {
-                tracing::info!(peer = %key, %what, "resetting the session");
+            if let Some((what, hard)) = why {
+                tracing::info!(peer = %key, %what, hard_reset = hard, "resetting the session");
                 let _ = p.handle.commands.send(Command::Restart {
                     config: Box::new(config.clone()),
                     connect: Box::new(connect),
                     what,
+                    hard,
                 });
             }
             p.intent = intent.clone();

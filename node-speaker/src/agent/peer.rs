@@ -61,6 +61,8 @@ pub enum Command {
         config: Box<Config>,
         connect: Box<ConnectOptions>,
         what: String,
+        /// Our identity changed: Cease wrapped in Hard Reset under the N-bit (RFC 8538).
+        hard: bool,
     },
     /// Settings applied without a reset (keepalive, connect-retry, passive).
     Update {
@@ -629,10 +631,11 @@ async fn run(
                             secondary = Some(s);
                         }
                     }
-                    Command::Restart { config: c, connect: o, what } => {
+                    Command::Restart { config: c, connect: o, what, hard } => {
                         config = *c;
                         connect = *o;
-                        let changes = primary.handle(Event::Stop(Stop::ConfigChanged { what }), &connect).await;
+                        let stop = if hard { Stop::IdentityChanged { what } } else { Stop::ConfigChanged { what } };
+                        let changes = primary.handle(Event::Stop(stop), &connect).await;
                         apply(changes, &primary, &report);
                         primary.detach();
                         secondary = None;

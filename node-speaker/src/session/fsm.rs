@@ -412,6 +412,15 @@ impl Session {
                 DownReason::ConfigChanged { what },
                 Some(Notification::cease(cease_subcode::OTHER_CONFIGURATION_CHANGE)),
             ),
+            Stop::IdentityChanged { what } => {
+                let n = Notification::cease(cease_subcode::OTHER_CONFIGURATION_CHANGE);
+                let n = if graceful_notification {
+                    Notification::hard_reset(&n)
+                } else {
+                    n
+                };
+                (DownReason::ConfigChanged { what }, Some(n))
+            }
             Stop::Restart => (DownReason::Restarting, None),
         };
         let restart = matches!(reason, DownReason::ConfigChanged { .. });

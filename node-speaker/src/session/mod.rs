@@ -141,6 +141,10 @@ pub enum Stop {
     /// Something that cannot change under a running session changed: Cease/Other
     /// Configuration Change; the session restarts.
     ConfigChanged { what: String },
+    /// Our local ASN or router ID changed: like `ConfigChanged`, but the Cease is wrapped in
+    /// Cease/Hard Reset when the N-bit was exchanged (RFC 8538 §3), so the peer drops the
+    /// routes of our old identity instead of keeping them stale.
+    IdentityChanged { what: String },
     /// The process stops to restart: close without NOTIFICATION, so the peer keeps our
     /// routes for the graceful-restart time (RFC 4724 §4.1).
     Restart,
