@@ -215,10 +215,12 @@ pub enum ResetCause {
     HoldTime,
     GracefulRestart,
     Families,
+    /// The Node's next hops (its addresses) changed: every announcement changes.
+    NextHops,
 }
 
 impl ResetCause {
-    pub const ALL: [ResetCause; 10] = [
+    pub const ALL: [ResetCause; 11] = [
         ResetCause::LocalAsn,
         ResetCause::RouterId,
         ResetCause::ListenPort,
@@ -229,6 +231,7 @@ impl ResetCause {
         ResetCause::HoldTime,
         ResetCause::GracefulRestart,
         ResetCause::Families,
+        ResetCause::NextHops,
     ];
 
     /// Whether the reset must drop our routes at the peer even when it would keep them
@@ -251,6 +254,7 @@ impl ResetCause {
             ResetCause::HoldTime => "hold time changed",
             ResetCause::GracefulRestart => "graceful restart changed",
             ResetCause::Families => "address families changed",
+            ResetCause::NextHops => "next hops changed",
         }
     }
 }

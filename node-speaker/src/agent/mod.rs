@@ -31,7 +31,7 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use bgpintent_api::{PeerIntent, PeerKey, Reconfigure};
+use bgpintent_api::{PeerIntent, PeerKey, Reconfigure, ResetCause};
 use tokio::sync::watch;
 
 use crate::{
@@ -267,8 +267,9 @@ impl Agent {
             let why = match (identity_reset, p.intent.reconfigure(intent)) {
                 (Some(cause), _) => Some((cause.to_string(), cause.hard_reset())),
                 (None, Reconfigure::Reset(cause)) => Some((cause.to_string(), cause.hard_reset())),
-                _ if next_hops_changed => Some(("next hops changed".to_owned(), false)),
-                _ if password_value_changed => Some(("password changed".to_owned(), false)),
+                // Node-level and value-level causes (the intent's `PeerIntent` is unchanged).
+                _ if next_hops_changed => Some((ResetCause::NextHops.to_string(), false)),
+                _ if password_value_changed => Some((ResetCause::Password.to_string(), false)),
                 (None, Reconfigure::Live) => {
                     let _ = p.handle.commands.send(Command::Update {
                         config: Box::new(config.clone()),
