@@ -561,3 +561,93 @@ fn peers_with_an_unavailable_password_never_connect() {
     )
     .unwrap();
 }
+
+/// Two of our speakers peering with each other, the second one passive (it lives in the
+/// `bird` node, AS 64502, router ID 192.0.2.2): up, then each restarted in turn (SIGTERM,
+/// start again) and the session back within seconds each time (issue 14: after the passive
+/// one's restart they stayed down for good). Seen from the first speaker's status.
+#[test]
+fn two_speakers_one_passive_survive_restarts_in_turn() {
+    use bgpintent_crd::{BGPNodeIntent, BGPNodeIntentSpec};
+    use bgpintent_tests::lab::{BIRD_AS, Process};
+    let test = "two_speakers_one_passive_survive_restarts_in_turn";
+    if !require(test, &["ip"]) {
+        return;
+    }
+    let bin = speaker::binary();
+    let topology = Topology {
+        bird: true,
+        ..Topology::default()
+    };
+    let lab = Lab::standard(test, topology).unwrap();
+    // The second speaker: its own intent file, node name and log.
+    let mut other = speaker::intent();
+    other.node = BIRD.into();
+    other.router_id = bgpintent_api::RouterId::try_from(Ipv4Addr::new(192, 0, 2, 2)).unwrap();
+    other.local_asn = bgpintent_api::Asn::try_from(BIRD_AS).unwrap();
+    other.next_hops.ipv4 = Some("192.0.2.2".parse().unwrap());
+    other.next_hops.ipv6 = Some("2001:db8:1::2".parse().unwrap());
+    let k = speaker::add_peer(&mut other, "192.0.2.1", bgpintent_tests::lab::SPEAKER_AS);
+    other.peers.get_mut(&k).unwrap().passive = true;
+    speaker::add_prefixes(&mut other, &["203.0.113.90/32"]);
+    let file = lab.dir().join("other-intent.json");
+    let mut object = BGPNodeIntent::new(BIRD, BGPNodeIntentSpec::from(&other));
+    object.metadata.generation = Some(1);
+    std::fs::write(&file, serde_json::to_string(&object).unwrap()).unwrap();
+    let passwords = lab.dir().join("other-passwords.json");
+    std::fs::write(&passwords, "{}").unwrap();
+    let mut starts = 0;
+    let mut start_other = || {
+        starts += 1;
+        let mut cmd = lab.ns(BIRD).command(bin.to_str().unwrap());
+        cmd.args(["run", "--node-name", BIRD, "--metrics-addr", "127.0.0.1:9473"])
+            .arg("--intent-file")
+            .arg(&file)
+            .arg("--passwords-file")
+            .arg(&passwords)
+            .env("RUST_LOG", "info,bgpintent_speaker=debug");
+        Process::spawn(
+            "speaker-b",
+            cmd,
+            &lab.dir().join(format!("speaker-b-{starts}.log")),
+        )
+        .unwrap()
+    };
+    let mut b = start_other();
+
+    let mut intent = speaker::intent();
+    speaker::add_peer(&mut intent, "192.0.2.2", BIRD_AS);
+    speaker::add_prefixes(&mut intent, &["203.0.113.91/32"]);
+    let mut spk = Speaker::start(&lab, &intent).unwrap();
+    let peer = IpAddr::V4("192.0.2.2".parse().unwrap());
+    let up = |spk: &Speaker, what: &str| {
+        let t = Instant::now();
+        spk.wait_status(what, Duration::from_secs(15), |s| {
+            peer_status(s, peer).is_some_and(|p| p.state == SessionStateName::Established)
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        t.elapsed()
+    };
+    up(&spk, "first Established");
+
+    // The passive one restarts: the active one must notice and reconnect.
+    b.stop();
+    spk.wait_status(
+        "down after the passive speaker stopped",
+        Duration::from_secs(10),
+        |s| peer_status(s, peer).is_some_and(|p| p.state != SessionStateName::Established),
+    )
+    .unwrap();
+    b = start_other();
+    let back_passive = up(&spk, "back after the passive speaker's restart");
+    // The active one restarts: the passive one must take its new connection.
+    spk.signal(rustix::process::Signal::TERM);
+    spk.restart().unwrap();
+    let back_active = up(&spk, "back after the active speaker's restart");
+    eprintln!(
+        "back after the passive one's restart: {back_passive:?}; after the active one's: {back_active:?}"
+    );
+    assert!(back_passive < Duration::from_secs(5), "{back_passive:?}");
+    assert!(back_active < Duration::from_secs(5), "{back_active:?}");
+    b.stop();
+}
