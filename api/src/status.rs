@@ -87,6 +87,10 @@ pub enum DownReason {
         subcode: u8,
         message: String,
     },
+    /// The peer sent a NOTIFICATION we could not decode (too short); closed without answer.
+    MalformedNotificationReceived {
+        error: String,
+    },
     /// We sent a NOTIFICATION because of an error on the peer's side.
     NotificationSent {
         code: u8,
@@ -104,7 +108,7 @@ pub enum DownReason {
 
 impl DownReason {
     /// Every value [`DownReason::label`] returns (to delete a peer's series).
-    pub const LABELS: [&'static str; 15] = [
+    pub const LABELS: [&'static str; 16] = [
         "admin_shutdown",
         "config_changed",
         "connect_failed",
@@ -115,6 +119,7 @@ impl DownReason {
         "hold_timer_expired",
         "send_stalled",
         "notification_received",
+        "malformed_notification_received",
         "notification_sent",
         "collision",
         "restarting",
@@ -135,6 +140,7 @@ impl DownReason {
             DownReason::HoldTimerExpired => "hold_timer_expired",
             DownReason::SendStalled { .. } => "send_stalled",
             DownReason::NotificationReceived { .. } => "notification_received",
+            DownReason::MalformedNotificationReceived { .. } => "malformed_notification_received",
             DownReason::NotificationSent { .. } => "notification_sent",
             DownReason::Collision => "collision",
             DownReason::Restarting => "restarting",
@@ -174,6 +180,9 @@ impl fmt::Display for DownReason {
                     write!(f, " ({message})")?;
                 }
                 Ok(())
+            }
+            DownReason::MalformedNotificationReceived { error } => {
+                write!(f, "malformed NOTIFICATION received: {error}")
             }
             DownReason::NotificationSent {
                 code,
@@ -250,6 +259,7 @@ mod tests {
                 subcode: 2,
                 message: String::new(),
             },
+            DownReason::MalformedNotificationReceived { error: String::new() },
             DownReason::NotificationSent {
                 code: 2,
                 subcode: 2,

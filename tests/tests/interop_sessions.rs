@@ -651,3 +651,77 @@ fn two_speakers_one_passive_survive_restarts_in_turn() {
     assert!(back_active < Duration::from_secs(5), "{back_active:?}");
     b.stop();
 }
+
+/// A NOTIFICATION too short to hold a subcode (length 20): the speaker closes without an
+/// answer (RFC 4271 §6.4: no NOTIFICATION about a NOTIFICATION), the reason says it was
+/// malformed (it used to read `NOTIFICATION received: 0/0`), and it counts as received.
+#[test]
+fn a_malformed_notification_is_reported_as_such() {
+    let test = "a_malformed_notification_is_reported_as_such";
+    if !require(test, &["ip"]) {
+        return;
+    }
+    speaker::binary();
+    let topology = Topology {
+        bird: true,
+        ..Topology::default()
+    };
+    let lab = Lab::standard(test, topology).unwrap();
+    let address: Ipv4Addr = "192.0.2.2".parse().unwrap();
+    let peer = lab.ns(BIRD).spawn(move || async move {
+        let listener = rawpeer::listen(IpAddr::V4(address), None).expect("listen");
+        let mut p = RawPeer::accept(&listener, Duration::from_secs(20)).expect("accept");
+        p.handshake(&rawpeer::open(PEER_AS, 30, address))
+            .expect("handshake");
+        // Error code 6 and nothing else: one octet short.
+        p.send(&rawpeer::message(rawpeer::NOTIFICATION, &[6])).unwrap();
+        let mut after = Vec::new();
+        loop {
+            match p.read_message() {
+                Ok(m) => after.push(rawpeer::describe(&m)),
+                Err(e) => {
+                    after.push(format!("{:?}", e.kind()));
+                    break;
+                }
+            }
+        }
+        drop(listener);
+        after
+    });
+    let mut intent = speaker::intent();
+    speaker::add_peer(&mut intent, &address.to_string(), u32::from(PEER_AS));
+    let spk = Speaker::start(&lab, &intent).unwrap();
+    let after = peer.join();
+    assert!(
+        !after.iter().any(|m| m.starts_with("NOTIFICATION")),
+        "the speaker answered a NOTIFICATION: {after:?}"
+    );
+    assert_eq!(
+        after.last().map(String::as_str),
+        Some("UnexpectedEof"),
+        "{after:?}"
+    );
+    let peer_ip = IpAddr::V4(address);
+    let log_has = |s: &str| spk.log_tail(80).contains(s);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !log_has("malformed NOTIFICATION received: ") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        log_has("malformed NOTIFICATION received: "),
+        "{}",
+        spk.log_tail(40)
+    );
+    assert!(!log_has("NOTIFICATION received: 0/0"), "{}", spk.log_tail(40));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut received = 0.0;
+    while Instant::now() < deadline {
+        received = spk.peer_metric("notifications_received_total", peer_ip).unwrap();
+        if received == 1.0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(received, 1.0);
+    assert_eq!(spk.peer_metric("notifications_sent_total", peer_ip).unwrap(), 0.0);
+}

@@ -288,10 +288,8 @@ impl Session {
                         let DecodeError::BadNotification(why) = e else {
                             unreachable!("only BadNotification has none")
                         };
-                        let reason = DownReason::NotificationReceived {
-                            code: 0,
-                            subcode: 0,
-                            message: format!("malformed NOTIFICATION: {why}"),
+                        let reason = DownReason::MalformedNotificationReceived {
+                            error: why.to_string(),
                         };
                         self.down(now, reason, None, &mut out)
                     }
