@@ -17,8 +17,8 @@
 //! its socket and stalls only that task; timers and commands keep running. When the
 //! writer has made no progress for the hold time (the negotiated one; the OPEN wait in
 //! OpenSent), or the queue outgrows its bound, the session gets `Event::SendStalled` and
-//! is dropped with `DownReason::SendStalled`. On `Close` the queue is cut to the
-//! NOTIFICATION (after the message being written), which gets [`CLOSE_GRACE`] to go out;
+//! is dropped with `DownReason::SendStalled`. On `Close` the queued UPDATEs are dropped
+//! (the message being written is finished) and the NOTIFICATION gets [`CLOSE_GRACE`] to go out;
 //! then the socket is dropped whatever the peer does, so a stop never waits on a stuck peer
 //! for longer than that.
 
@@ -128,7 +128,7 @@ enum Io {
 struct Outbox {
     queue: VecDeque<Bytes>,
     bytes: usize,
-    /// Set by `Close`: write what is left (NOTIFICATIONs only) until this deadline, then end.
+    /// Set by `Close`: write what is left (no UPDATEs) until this deadline, then end.
     closing: Option<Instant>,
     /// Set once the stall was reported (the queue bound), so it is reported once.
     stalled: bool,
@@ -181,16 +181,23 @@ impl Writer {
         over
     }
 
-    /// Starts the close: only NOTIFICATIONs still go out (after the message being written),
-    /// within [`CLOSE_GRACE`]; returns the task, which ends by itself by then. Without a
-    /// NOTIFICATION to send the connection is dropped at once (`None`).
+    /// Starts the close: queued UPDATEs are dropped, the rest (OPEN, KEEPALIVE, the
+    /// NOTIFICATION) still goes out after the message being written, within [`CLOSE_GRACE`];
+    /// returns the task, which ends by itself by then. Without a NOTIFICATION to send the
+    /// connection is dropped at once (`None`).
     fn close(self) -> Option<JoinHandle<()>> {
         {
             let mut o = self.outbox.lock().expect("outbox lock");
+            // UPDATEs go (a table behind a stuck window); OPEN and KEEPALIVE stay, so a
+            // NOTIFICATION never overtakes the OPEN it follows on the wire.
             o.queue
-                .retain(|m| m.get(18) == Some(&wire::iana::message_type::NOTIFICATION));
+                .retain(|m| m.get(18) != Some(&wire::iana::message_type::UPDATE));
             o.bytes = o.queue.iter().map(Bytes::len).sum();
-            if o.queue.is_empty() {
+            let notification = o
+                .queue
+                .iter()
+                .any(|m| m.get(18) == Some(&wire::iana::message_type::NOTIFICATION));
+            if !notification {
                 drop(o);
                 self.task.abort();
                 return None;
