@@ -3,4 +3,5 @@
 pub mod apiserver;
 pub mod interop;
 pub mod lab;
+pub mod rawpeer;
 pub mod speaker;
