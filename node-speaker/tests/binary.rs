@@ -298,3 +298,67 @@ fn ready_without_intent_covers_only_a_missing_intent() {
     });
     assert_quick_clean_exit(&mut s);
 }
+
+/// Standalone files are read only complete and valid (issue 14 item 6): an editor's
+/// delete-and-rename, a slow non-atomic rewrite, an unknown field, an intent named after
+/// another Node and a set the file lacks all keep the last good state.
+#[test]
+fn the_intent_file_is_read_only_complete_and_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("intent.json");
+    let file_arg = file.to_str().unwrap().to_owned();
+    let good = intent(64512, free_port());
+    write_atomically(&file, &good);
+    let mut s = Speaker::start(dir.path(), &["--intent-file", &file_arg], &[]);
+    s.wait("/readyz 200", |s| {
+        s.get("/readyz").is_some_and(|(code, _)| code == 200)
+    });
+    let errors = |s: &Speaker| s.metric("bgpintent_speaker_intent_load_errors_total");
+
+    // Absent for 300 ms (an editor's delete, then rename): nothing withdrawn, still ready.
+    std::fs::remove_file(&file).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    write_atomically(&file, &good);
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(s.get("/readyz").map(|r| r.0), Some(200), "{}", s.log());
+    assert!(!s.log().contains("no intent file"), "{}", s.log());
+
+    // A rewrite in two halves 100 ms apart is read once, whole: no error.
+    let text = serde_json::to_vec(&good).unwrap();
+    for _ in 0..4 {
+        let (a, b) = text.split_at(text.len() / 2);
+        std::fs::write(&file, a).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let mut f = std::fs::OpenOptions::new().append(true).open(&file).unwrap();
+        f.write_all(b).unwrap();
+        drop(f);
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    assert_eq!(
+        errors(&s),
+        Some(0.0),
+        "a half-written file was read:\n{}",
+        s.log()
+    );
+
+    let refused = |s: &Speaker, doc: &Value, expect: &str, count: f64| {
+        write_atomically(&file, doc);
+        s.wait(expect, |s| {
+            s.get("/readyz")
+                .is_some_and(|(code, body)| code == 503 && body.contains(expect))
+        });
+        assert_eq!(errors(s), Some(count));
+        // Fail static: the last good intent still runs.
+        assert!(s.get("/status").unwrap().1.contains("127.0.0.1"));
+    };
+    let mut typo = good.clone();
+    typo["spec"]["peers"][0]["pasword"] = json!("x");
+    refused(&s, &typo, "pasword", 1.0);
+    let mut other = good.clone();
+    other["metadata"]["name"] = json!("node-b");
+    refused(&s, &other, "no BGPNodeIntent named node-a", 2.0);
+    let mut no_set = good.clone();
+    no_set["spec"]["sets"] = json!(["p-ipv4-1-0"]);
+    refused(&s, &no_set, "p-ipv4-1-0, which is not in the file", 3.0);
+    assert_quick_clean_exit(&mut s);
+}

@@ -1,10 +1,21 @@
 //! Standalone source: the intent from files, for bare metal, the demo and the tests.
 //!
-//! `--intent-file` holds one `BGPNodeIntent` and any number of `BGPAdvertisementSet`s
-//! (multi-document YAML); `--passwords-file` holds a Secret manifest or a plain `key: value`
-//! map. Both are re-read when they change (polled every 250 ms). A file that cannot be read
-//! or parsed is reported and the last good state is kept (fail static); a missing intent
-//! file means "no intent": every route is withdrawn and every session closed.
+//! `--intent-file` holds the `BGPNodeIntent` named after this Node and the
+//! `BGPAdvertisementSet`s it names (multi-document YAML); `--passwords-file` holds a Secret
+//! manifest or a plain `key: value` map. Both are polled every 250 ms and read only when
+//! complete and valid:
+//!
+//! * a change is read once the files have stayed unchanged for one poll (a writer still
+//!   writing is not read half-way; write the file elsewhere and rename it to be safe);
+//! * every document is admitted as the apiserver would admit it (`bgpintent_crd::check`:
+//!   schema defaults, types, ranges, unknown fields, CEL rules), so a typo such as `pasword:`
+//!   is refused with its field path instead of being ignored;
+//! * the intent must be named after this Node, and every set it names must be in the file;
+//! * anything else is reported (log, `/readyz`, `intent_load_errors_total`) and the last good
+//!   state is kept (fail static);
+//! * a missing intent file means "no intent" (every route withdrawn, every session closed),
+//!   but only once it has been absent for [`ABSENT_FOR`]: an editor that replaces the file by
+//!   deleting and renaming leaves it missing for a moment.
 
 use std::{
     collections::BTreeMap,
@@ -16,6 +27,7 @@ use bgpintent_crd::{
     BGPAdvertisementSet, BGPNodeIntent,
     convert::{parse_node_intent_without_sources, parse_prefix_groups_without_sources},
 };
+use kube::CustomResourceExt;
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -29,8 +41,31 @@ pub struct FileSource {
     pub passwords_file: Option<PathBuf>,
 }
 
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+/// How long the intent file must be absent before everything is withdrawn.
+pub const ABSENT_FOR: Duration = Duration::from_secs(1);
+
+/// How often the files are looked at.
+const POLL: Duration = Duration::from_millis(250);
+
+/// What identifies a version of a file: modification time and length.
+type Stamp = Option<(SystemTime, u64)>;
+
+fn modified(path: &Path) -> Stamp {
+    std::fs::metadata(path)
+        .and_then(|m| Ok((m.modified()?, m.len())))
+        .ok()
+}
+
+/// Admits one document as the apiserver would, then deserializes it.
+fn admit<K: CustomResourceExt + serde::de::DeserializeOwned>(
+    file: &std::path::Display<'_>,
+    kind: &str,
+    doc: &Value,
+) -> Result<K, String> {
+    let name = doc["metadata"]["name"].as_str().unwrap_or("<no name>");
+    let defaulted = bgpintent_crd::check::validate(&K::crd(), doc)
+        .map_err(|errors| format!("{file}: {kind} {name}: {}", errors.join("; ")))?;
+    serde_json::from_value(defaulted).map_err(|e| format!("{file}: {kind} {name}: {e}"))
 }
 
 impl FileSource {
@@ -45,20 +80,21 @@ impl FileSource {
         let docs: Vec<Value> =
             serde_saphyr::from_multiple(&text).map_err(|e| format!("{file}: not YAML: {e}"))?;
         let mut intent = None;
+        let mut others = Vec::new();
         let mut sets = BTreeMap::new();
         for doc in docs.into_iter().filter(|d| !d.is_null()) {
             match doc["kind"].as_str() {
                 Some("BGPNodeIntent") => {
-                    let o: BGPNodeIntent =
-                        serde_json::from_value(doc).map_err(|e| format!("{file}: BGPNodeIntent: {e}"))?;
+                    let o: BGPNodeIntent = admit(&file, "BGPNodeIntent", &doc)?;
                     let name = o.metadata.name.clone().unwrap_or_default();
-                    if name == self.node || intent.is_none() {
-                        intent = Some(o);
+                    if name != self.node {
+                        others.push(name);
+                    } else if intent.replace(o).is_some() {
+                        return Err(format!("{file}: two BGPNodeIntents named {}", self.node));
                     }
                 }
                 Some("BGPAdvertisementSet") => {
-                    let o: BGPAdvertisementSet = serde_json::from_value(doc)
-                        .map_err(|e| format!("{file}: BGPAdvertisementSet: {e}"))?;
+                    let o: BGPAdvertisementSet = admit(&file, "BGPAdvertisementSet", &doc)?;
                     let name = o.metadata.name.clone().unwrap_or_default();
                     let prefixes = parse_prefix_groups_without_sources("spec.prefixes", &o.spec.prefixes)
                         .map_err(|e| format!("{file}: BGPAdvertisementSet {name}: {e}"))?;
@@ -68,7 +104,15 @@ impl FileSource {
             }
         }
         let Some(object) = intent else {
-            return Err(format!("{file}: no BGPNodeIntent"));
+            return Err(if others.is_empty() {
+                format!("{file}: no BGPNodeIntent")
+            } else {
+                format!(
+                    "{file}: no BGPNodeIntent named {} (this Node); found {}",
+                    self.node,
+                    others.join(", ")
+                )
+            });
         };
         let parsed = parse_node_intent_without_sources(&self.node, &object.spec)
             .map_err(|e| format!("{file}: BGPNodeIntent: {e}"))?;
@@ -82,6 +126,12 @@ impl FileSource {
             .filter_map(|peer| peer.password.as_ref())
             .filter_map(|r| passwords.get(&r.key).map(|v| (r.clone(), v.clone())))
             .collect();
+        if let Some(missing) = parsed.sets.iter().find(|n| !sets.contains_key(*n)) {
+            return Err(format!(
+                "{file}: BGPNodeIntent {}: spec.sets names BGPAdvertisementSet {missing}, which is not in the file",
+                self.node
+            ));
+        }
         let set_prefixes = sets
             .into_iter()
             .filter(|(n, _)| parsed.sets.contains(n))
@@ -100,20 +150,39 @@ impl FileSource {
         let first = self.read_reporting(&state).flatten();
         let (tx, rx) = watch::channel(first);
         tokio::spawn(async move {
-            let mut stamps = (
-                modified(&self.intent_file),
-                self.passwords_file.as_deref().and_then(modified),
-            );
+            let stamps = |s: &Self| {
+                (
+                    modified(&s.intent_file),
+                    s.passwords_file.as_deref().and_then(modified),
+                )
+            };
+            let mut read = stamps(&self);
+            // A change seen at the last poll, read once it held still for a whole poll.
+            let mut settling: Option<(Stamp, Stamp)> = None;
+            let mut absent_since: Option<tokio::time::Instant> = None;
             loop {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                let now = (
-                    modified(&self.intent_file),
-                    self.passwords_file.as_deref().and_then(modified),
-                );
-                if now == stamps {
+                tokio::time::sleep(POLL).await;
+                if tx.is_closed() {
+                    return;
+                }
+                let now = stamps(&self);
+                if now == read {
+                    settling = None;
                     continue;
                 }
-                stamps = now;
+                if settling != Some(now) {
+                    settling = Some(now);
+                    continue;
+                }
+                if now.0.is_none() {
+                    let since = *absent_since.get_or_insert_with(tokio::time::Instant::now);
+                    if since.elapsed() < ABSENT_FOR {
+                        continue;
+                    }
+                }
+                absent_since = None;
+                settling = None;
+                read = now;
                 if let Some(d) = self.read_reporting(&state) {
                     tx.send_if_modified(|old| {
                         if *old == d {
@@ -123,9 +192,6 @@ impl FileSource {
                             true
                         }
                     });
-                }
-                if tx.is_closed() {
-                    return;
                 }
             }
         });

@@ -240,13 +240,19 @@ impl Router for Bird {
     }
 
     fn session_generation(&self, neighbor: IpAddr) -> Result<String> {
-        // "spk4  BGP  ---  up  12:00:01.234  Established": the time of the last state change.
+        // "spk4  BGP  ---  up  12:00:01.234  Established": the time of the last state change,
+        // to a tenth of a second. BIRD restamps it once within a few milliseconds of
+        // Established (seen: .410 then .411 with nothing else happening); a real reset cannot
+        // finish that fast (our IdleHold is at least 750 ms), so the tenths still tell it.
         let name = self.protocol(neighbor)?;
         let out = self.birdc(&["show", "protocols", name])?;
         out.lines()
             .find(|l| l.split_whitespace().next() == Some(name))
             .and_then(|l| l.split_whitespace().nth(4))
-            .map(str::to_owned)
+            .map(|since| match since.split_once('.') {
+                Some((whole, fraction)) => format!("{whole}.{}", &fraction[..fraction.len().min(1)]),
+                None => since.to_owned(),
+            })
             .ok_or_else(|| LabError::new(format!("no `since` for {name} in {out:?}")))
     }
 
