@@ -80,7 +80,14 @@ fn path_of_object(object: &Value) -> Result<String> {
 impl ApiServer {
     /// Starts `binary` in `ns`, the API on `api`, admin on `admin`, serving the CRDs in
     /// `crds`; waits for its ready file.
-    pub fn start(binary: &Path, ns: &Netns, api: SocketAddr, admin: SocketAddr, crds: &Path, dir: &Path) -> Result<Self> {
+    pub fn start(
+        binary: &Path,
+        ns: &Netns,
+        api: SocketAddr,
+        admin: SocketAddr,
+        crds: &Path,
+        dir: &Path,
+    ) -> Result<Self> {
         let ready = dir.join("fake-apiserver.ready.json");
         let mut cmd = ns.command(binary.to_str().expect("utf-8 path"));
         cmd.args(["--listen", &api.to_string(), "--admin", &admin.to_string()])
@@ -96,11 +103,14 @@ impl ApiServer {
                 break text;
             }
             if !process.is_running() || Instant::now() > deadline {
-                return Err(LabError::new("fake-apiserver did not become ready").context(process.log_tail(30)));
+                return Err(
+                    LabError::new("fake-apiserver did not become ready").context(process.log_tail(30))
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         };
-        let v: Value = serde_json::from_str(&line).map_err(|e| LabError::new(format!("ready file {line:?}: {e}")))?;
+        let v: Value =
+            serde_json::from_str(&line).map_err(|e| LabError::new(format!("ready file {line:?}: {e}")))?;
         let got_api = http::addr_of(v["api"].as_str().unwrap_or_default())?;
         let got_admin = http::addr_of(v["admin"].as_str().unwrap_or_default())?;
         Ok(Self {
@@ -145,25 +155,40 @@ impl ApiServer {
     /// Server-side apply of `object` (create or update) through the API; the stored object.
     pub fn apply(&self, object: &Value) -> Result<Value> {
         let path = format!("{}?fieldManager={MANAGER}&force=true", path_of_object(object)?);
-        self.call("PATCH", &path, "application/apply-patch+yaml", Some(&object.to_string()))?
-            .ok()
-            .map_err(|e| e.context(format!("applying {path}")))?
-            .json()
+        self.call(
+            "PATCH",
+            &path,
+            "application/apply-patch+yaml",
+            Some(&object.to_string()),
+        )?
+        .ok()
+        .map_err(|e| e.context(format!("applying {path}")))?
+        .json()
     }
 
     /// Server-side apply to the `/status` subresource (e.g. a LoadBalancer's ingress).
     pub fn apply_status(&self, object: &Value) -> Result<Value> {
         let base = path_of_object(object)?;
         let path = format!("{base}/status?fieldManager={MANAGER}&force=true");
-        self.call("PATCH", &path, "application/apply-patch+yaml", Some(&object.to_string()))?
-            .ok()
-            .map_err(|e| e.context(format!("applying {path}")))?
-            .json()
+        self.call(
+            "PATCH",
+            &path,
+            "application/apply-patch+yaml",
+            Some(&object.to_string()),
+        )?
+        .ok()
+        .map_err(|e| e.context(format!("applying {path}")))?
+        .json()
     }
 
     /// `PUT` (replace) of `object`, with whatever `resourceVersion` it carries.
     pub fn replace(&self, object: &Value) -> Result<Response> {
-        self.call("PUT", &path_of_object(object)?, "application/json", Some(&object.to_string()))
+        self.call(
+            "PUT",
+            &path_of_object(object)?,
+            "application/json",
+            Some(&object.to_string()),
+        )
     }
 
     pub fn get(&self, api_version: &str, kind: &str, namespace: &str, name: &str) -> Result<Option<Value>> {
@@ -177,7 +202,10 @@ impl ApiServer {
     /// Every object of a kind (all namespaces for namespaced kinds).
     pub fn list(&self, api_version: &str, kind: &str) -> Result<Vec<Value>> {
         let (prefix, plural, _) = resource_of(api_version, kind)?;
-        let v = self.call("GET", &format!("{prefix}/{plural}"), "", None)?.ok()?.json()?;
+        let v = self
+            .call("GET", &format!("{prefix}/{plural}"), "", None)?
+            .ok()?
+            .json()?;
         Ok(v["items"].as_array().cloned().unwrap_or_default())
     }
 
@@ -200,7 +228,9 @@ impl ApiServer {
     /// Admin: installs a fault; its id.
     pub fn fault(&self, fault: &Value) -> Result<u64> {
         let v = self.admin("POST", "/faults", Some(fault))?.json()?;
-        v["id"].as_u64().ok_or_else(|| LabError::new(format!("no fault id in {v}")))
+        v["id"]
+            .as_u64()
+            .ok_or_else(|| LabError::new(format!("no fault id in {v}")))
     }
 
     /// Admin: the faults with their remaining counts.
@@ -223,7 +253,9 @@ impl ApiServer {
 
     /// Admin: write records from index `since` on, and the index to ask from next.
     pub fn writes(&self, since: u64) -> Result<(u64, Vec<Write>)> {
-        let v = self.admin("GET", &format!("/writes?since={since}"), None)?.json()?;
+        let v = self
+            .admin("GET", &format!("/writes?since={since}"), None)?
+            .json()?;
         let next = v["next"].as_u64().unwrap_or(since);
         let writes = v["writes"]
             .as_array()
@@ -268,6 +300,13 @@ pub struct Write {
 }
 
 /// A fault for [`ApiServer::fault`]: `None` fields match anything.
-pub fn fault(method: Option<&str>, path: Option<&str>, watch: Option<bool>, client: Option<&str>, times: Option<u32>, action: Value) -> Value {
+pub fn fault(
+    method: Option<&str>,
+    path: Option<&str>,
+    watch: Option<bool>,
+    client: Option<&str>,
+    times: Option<u32>,
+    action: Value,
+) -> Value {
     json!({"method": method, "path": path, "watch": watch, "client": client, "times": times, "action": action})
 }

@@ -213,7 +213,10 @@ fn container_of(object: &Value, name: &str) -> Result<Container> {
         .collect();
     let mut env = Vec::new();
     for e in c["env"].as_array().into_iter().flatten() {
-        let var = e["name"].as_str().ok_or_else(|| err("env without name"))?.to_owned();
+        let var = e["name"]
+            .as_str()
+            .ok_or_else(|| err("env without name"))?
+            .to_owned();
         let source = if let Some(v) = e.get("value") {
             EnvSource::Value(v.as_str().unwrap_or_default().to_owned())
         } else if let Some(path) = e["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
@@ -227,7 +230,12 @@ fn container_of(object: &Value, name: &str) -> Result<Container> {
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|p| Some((p["name"].as_str()?.to_owned(), p["containerPort"].as_u64()? as u16)))
+        .filter_map(|p| {
+            Some((
+                p["name"].as_str()?.to_owned(),
+                p["containerPort"].as_u64()? as u16,
+            ))
+        })
         .collect();
     let metrics_port = *ports.get("metrics").ok_or_else(|| err("no port named metrics"))?;
     let probe = |key: &str| -> Result<Probe> {

@@ -158,7 +158,11 @@ impl Cluster {
             Ok(())
         };
         for i in 0..chart.controller.replicas.unwrap_or(1) as u8 {
-            attach(&format!("ctl-{i}"), Ipv4Addr::new(192, 0, 2, 21 + i), v6(0x21 + u16::from(i)))?;
+            attach(
+                &format!("ctl-{i}"),
+                Ipv4Addr::new(192, 0, 2, 21 + i),
+                v6(0x21 + u16::from(i)),
+            )?;
         }
         for n in &nodes {
             attach(&n.name, n.v4, n.v6)?;
@@ -179,7 +183,8 @@ impl Cluster {
             let mut out = Vec::new();
             for n in &nodes {
                 let id = n.name.replace('-', "");
-                let mut v4 = Neighbor::new(&format!("{id}_4"), router_v4.into(), n.v4.into(), n.asn).no_export();
+                let mut v4 =
+                    Neighbor::new(&format!("{id}_4"), router_v4.into(), n.v4.into(), n.asn).no_export();
                 if let Some(p) = md5 {
                     v4 = v4.password(p);
                 }
@@ -225,7 +230,12 @@ impl Cluster {
     /// The controller replicas of the Deployment (`replicas` of them), started as its
     /// container says; their Pod names are their identities and kubeconfig tokens.
     pub fn start_controllers(&mut self) -> Result<()> {
-        let deployment = self.chart.controller.workload.trim_start_matches("Deployment/").to_owned();
+        let deployment = self
+            .chart
+            .controller
+            .workload
+            .trim_start_matches("Deployment/")
+            .to_owned();
         for i in 0..self.chart.controller.replicas.unwrap_or(1) as usize {
             let name = format!("{deployment}-7c9d8f6b5-e2e{i}");
             let ns_name = format!("ctl-{i}");
@@ -234,7 +244,11 @@ impl Cluster {
                 namespace: NAMESPACE.into(),
                 node_name: self.nodes[i % self.nodes.len()].name.clone(),
             };
-            let kubeconfig = self.api.kubeconfig(&self.lab.dir().join(format!("{name}.kubeconfig")), &name, NAMESPACE)?;
+            let kubeconfig = self.api.kubeconfig(
+                &self.lab.dir().join(format!("{name}.kubeconfig")),
+                &name,
+                NAMESPACE,
+            )?;
             let node = self.lab.node(&ns_name);
             let mut pod = Pod::new(
                 info,
@@ -256,8 +270,16 @@ impl Cluster {
     /// One speaker per Node, as the DaemonSet runs it: in the Node's namespace (host
     /// network), `spec.nodeName` = the Node.
     pub fn start_speakers(&mut self) -> Result<()> {
-        let ds = self.chart.speaker.workload.trim_start_matches("DaemonSet/").to_owned();
-        assert!(self.chart.speaker.host_network, "the DaemonSet must use the host network");
+        let ds = self
+            .chart
+            .speaker
+            .workload
+            .trim_start_matches("DaemonSet/")
+            .to_owned();
+        assert!(
+            self.chart.speaker.host_network,
+            "the DaemonSet must use the host network"
+        );
         for n in self.nodes.clone() {
             let name = format!("{ds}-{}", n.name);
             let info = PodInfo {
@@ -265,7 +287,11 @@ impl Cluster {
                 namespace: NAMESPACE.into(),
                 node_name: n.name.clone(),
             };
-            let kubeconfig = self.api.kubeconfig(&self.lab.dir().join(format!("{name}.kubeconfig")), &name, NAMESPACE)?;
+            let kubeconfig = self.api.kubeconfig(
+                &self.lab.dir().join(format!("{name}.kubeconfig")),
+                &name,
+                NAMESPACE,
+            )?;
             let mut pod = Pod::new(
                 info,
                 self.lab.ns(&n.name),
@@ -331,9 +357,11 @@ impl Cluster {
     pub fn wait_ready(&self, pods: &[&Pod], timeout: Duration) -> Result<Duration> {
         let start = Instant::now();
         for p in pods {
-            lab::wait_until(&format!("{} ready", p.name()), timeout.saturating_sub(start.elapsed()), || {
-                Ok((p.probe(&p.container.readiness).ok() == Some(200)).then_some(()))
-            })
+            lab::wait_until(
+                &format!("{} ready", p.name()),
+                timeout.saturating_sub(start.elapsed()),
+                || Ok((p.probe(&p.container.readiness).ok() == Some(200)).then_some(())),
+            )
             .map_err(|e| e.context(p.log_tail(30)))?;
         }
         Ok(start.elapsed())

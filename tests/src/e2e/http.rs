@@ -27,8 +27,7 @@ pub struct Response {
 
 impl Response {
     pub fn json(&self) -> Result<serde_json::Value> {
-        serde_json::from_str(&self.body)
-            .map_err(|e| LabError::new(format!("not JSON ({e}): {}", self.body)))
+        serde_json::from_str(&self.body).map_err(|e| LabError::new(format!("not JSON ({e}): {}", self.body)))
     }
 
     pub fn ok(self) -> Result<Self> {

@@ -41,7 +41,13 @@ pub fn cargo_bin(package: &str, bin: &str) -> PathBuf {
         if key.starts_with("CARGO_PKG_")
             || key.starts_with("CARGO_MANIFEST_")
             || key.starts_with("CARGO_BIN_")
-            || ["CARGO_CRATE_NAME", "CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&&*key)
+            || [
+                "CARGO_CRATE_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "OUT_DIR",
+            ]
+            .contains(&&*key)
         {
             cmd.env_remove(&*key);
         }
@@ -145,7 +151,9 @@ impl Pod {
         }
         let (args, env) = self.container.resolve(&self.info)?;
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.ns]).arg(&self.binary).args(&args);
+        cmd.args(["netns", "exec", &self.ns])
+            .arg(&self.binary)
+            .args(&args);
         cmd.env_clear();
         cmd.env("PATH", std::env::var_os("PATH").unwrap_or_default());
         for (k, v) in &env {
@@ -266,7 +274,9 @@ impl Pod {
     /// `GET /metrics` on the chart's metrics port.
     pub fn metrics(&self) -> Result<String> {
         let addr = std::net::SocketAddr::new(self.ip, self.container.metrics_port);
-        Ok(http::get(&self.ns, addr, "/metrics", Duration::from_secs(3))?.ok()?.body)
+        Ok(http::get(&self.ns, addr, "/metrics", Duration::from_secs(3))?
+            .ok()?
+            .body)
     }
 
     /// The first sample of `metric` (any labels), if exported.

@@ -28,7 +28,10 @@ pub type Tables = BTreeMap<(String, Family), Result<Table, String>>;
 /// The learned (not originated) paths of `routes`, by prefix, with each path's first next hop.
 pub fn table_of(routes: &[Route]) -> Table {
     let mut t = Table::new();
-    for r in routes.iter().filter(|r| r.from.is_some() || !r.as_path.is_empty()) {
+    for r in routes
+        .iter()
+        .filter(|r| r.from.is_some() || !r.as_path.is_empty())
+    {
         let entry = t.entry(r.prefix).or_default();
         if let Some(nh) = r.next_hops.first() {
             entry.insert(*nh);
@@ -68,7 +71,9 @@ impl RouteWatch {
                         tables.insert((r.name().to_owned(), family), t);
                     }
                 }
-                s.lock().unwrap_or_else(|p| p.into_inner()).push(Sample { at, tables });
+                s.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(Sample { at, tables });
                 std::thread::sleep(every.saturating_sub(at.elapsed()));
             }
         });
@@ -133,7 +138,13 @@ impl RouteWatch {
             .iter()
             .filter(|s| &s.tables != want)
             .take(10)
-            .map(|s| format!("at +{:.1} s: {}", s.at.duration_since(from).as_secs_f64(), diff(want, &s.tables)))
+            .map(|s| {
+                format!(
+                    "at +{:.1} s: {}",
+                    s.at.duration_since(from).as_secs_f64(),
+                    diff(want, &s.tables)
+                )
+            })
             .collect();
         (samples.len(), bad)
     }
@@ -158,7 +169,9 @@ pub fn diff(want: &Tables, got: &Tables) -> String {
                 for (p, nh) in w {
                     match g.get(p) {
                         None => out.push(format!("{}/{:?} lost {p}", key.0, key.1)),
-                        Some(n) if n != nh => out.push(format!("{}/{:?} {p} via {n:?} (want {nh:?})", key.0, key.1)),
+                        Some(n) if n != nh => {
+                            out.push(format!("{}/{:?} {p} via {n:?} (want {nh:?})", key.0, key.1))
+                        }
                         _ => {}
                     }
                 }
@@ -171,7 +184,11 @@ pub fn diff(want: &Tables, got: &Tables) -> String {
             (Err(_), Some(Ok(_))) => out.push(format!("{}/{:?} readable now", key.0, key.1)),
         }
     }
-    if out.is_empty() { "same".into() } else { out.join("; ") }
+    if out.is_empty() {
+        "same".into()
+    } else {
+        out.join("; ")
+    }
 }
 
 /// A process whose probes are polled: where, which, and whether it is meant to run now
@@ -250,7 +267,10 @@ impl ProbeWatch {
     }
 
     pub fn add(&self, target: ProbeTarget) {
-        self.targets.lock().unwrap_or_else(|p| p.into_inner()).push(target);
+        self.targets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(target);
     }
 
     pub fn samples(&self) -> Vec<ProbeSample> {
