@@ -58,6 +58,9 @@ pub enum EnvSource {
     FieldRef(String),
 }
 
+/// Resolved environment variables, in order.
+pub type Env = Vec<(String, String)>;
+
 /// What the downward API resolves for one Pod.
 #[derive(Debug, Clone)]
 pub struct PodInfo {
@@ -69,7 +72,7 @@ pub struct PodInfo {
 impl Container {
     /// The environment and arguments of the container in `pod`: env in order (a later
     /// variable may refer to an earlier one), then `$(VAR)` in args expanded.
-    pub fn resolve(&self, pod: &PodInfo) -> Result<(Vec<String>, Vec<(String, String)>)> {
+    pub fn resolve(&self, pod: &PodInfo) -> Result<(Vec<String>, Env)> {
         let mut env: Vec<(String, String)> = Vec::new();
         for (name, source) in &self.env {
             let value = match source {

@@ -1,0 +1,496 @@
+//! Fault injection in the fake API server (its admin API) against the deployed whole (harness:
+//! `src/e2e/`): two controller replicas and two speakers as processes started from the chart,
+//! BIRD and FRR as routers. Each fault is installed, the API connections are bounced where
+//! the fault needs a new request (a watch) to bite, a Service is created during the fault,
+//! and then:
+//! * the new Service's IP reaches both routers from both Nodes (no lost update), and
+//! * at every 250 ms poll before that, the routers showed exactly the old routes, and after
+//!   it exactly the new ones (no withdrawal, no flap).
+//!
+//! Faults: 409 on writes, 429 with Retry-After, 500 and 503, slow answers, accepted but
+//! silent watches, watches cut mid-event, 410 Gone (and a compacted history). Last, the
+//! Lease is taken by another identity while the leader writes a burst: the leader steps down
+//! and no write of its client is persisted from then until the Lease is taken back.
+
+use std::{
+    collections::BTreeSet,
+    net::IpAddr,
+    time::{Duration, Instant},
+};
+
+use bgpintent_api::Family;
+use bgpintent_tests::e2e::{
+    apiserver::fault,
+    chart::NAMESPACE,
+    cluster::{self, Cluster, NodeSpec},
+    objects::{self, CRD_API},
+    watch::{Table, Tables, diff},
+};
+use ipnet::IpNet;
+use serde_json::{Value, json};
+
+const AS: u32 = 64512;
+/// How long a change made during a fault may take to reach the routers. Silent watches
+/// are only noticed by a client-side timeout, hence the margin.
+const DURING_FAULT: Duration = Duration::from_secs(90);
+
+fn tables(c: &Cluster, prefixes: &BTreeSet<String>) -> Tables {
+    let mut out = Tables::new();
+    for router in [cluster::BIRD, cluster::FRR] {
+        for family in [Family::Ipv4, Family::Ipv6] {
+            let mut t = Table::new();
+            for p in prefixes {
+                let p: IpNet = p.parse().unwrap();
+                if Family::of(p.addr()) != family {
+                    continue;
+                }
+                let hops = c
+                    .nodes
+                    .iter()
+                    .map(|n| match family {
+                        Family::Ipv4 => IpAddr::V4(n.v4),
+                        Family::Ipv6 => IpAddr::V6(n.v6),
+                    })
+                    .collect();
+                t.insert(p, hops);
+            }
+            out.insert((router.to_owned(), family), Ok(t));
+        }
+    }
+    out
+}
+
+fn apply(c: &Cluster, object: &Value) {
+    if let Err(e) = c.api.apply(object) {
+        c.fail("apply", e);
+    }
+}
+
+fn leader(c: &Cluster, not: Option<&str>, timeout: Duration) -> (String, Duration) {
+    let start = Instant::now();
+    loop {
+        if let Some(h) = c.lease_holder()
+            && Some(h.as_str()) != not
+            && c.controller_index(&h).is_some()
+        {
+            return (h, start.elapsed());
+        }
+        if start.elapsed() > timeout {
+            c.fail(
+                "leader",
+                format!(
+                    "no Lease holder other than {not:?} in {timeout:?}: {:?}",
+                    c.lease_holder()
+                ),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// One fault scenario: faults installed, the API bounced if `bounce`, a Service created;
+/// returns how long until both routers had it.
+struct Case<'a> {
+    name: &'a str,
+    faults: Vec<Value>,
+    /// Close every API connection after installing the faults, so watches are re-made.
+    bounce: bool,
+    /// Also expire the watch history (410 on re-watch from an old resourceVersion).
+    compact: bool,
+}
+
+fn run_case(c: &Cluster, case: &Case, prefixes: &mut BTreeSet<String>, n: u8) -> Duration {
+    let before = tables(c, prefixes);
+    let ids: Vec<u64> = case
+        .faults
+        .iter()
+        .map(|f| c.api.fault(f).unwrap_or_else(|e| c.fail(case.name, e)))
+        .collect();
+    let start = Instant::now();
+    if case.compact {
+        c.api.compact().unwrap_or_else(|e| c.fail("compact", e));
+    }
+    if case.bounce {
+        c.api.stop().unwrap_or_else(|e| c.fail("stop", e));
+        std::thread::sleep(Duration::from_millis(300));
+        c.api.start_api().unwrap_or_else(|e| c.fail("start", e));
+    }
+    // The change, made while the fault is active (the test's own requests are not
+    // matched: every fault names a client or a path the test does not use).
+    let ip = format!("203.0.113.{}", 100 + n);
+    apply(c, &objects::service(&format!("f{n}"), "ClusterIP", &[&ip], None));
+    prefixes.insert(format!("{ip}/32"));
+    let after = tables(c, prefixes);
+    let reached = match c.routes().wait(DURING_FAULT, |t| *t == after) {
+        Ok(s) => s.at,
+        Err(last) => c.fail(
+            &format!(
+                "{}: the change made during the fault never reached the routers",
+                case.name
+            ),
+            format!(
+                "{}\nfaults: {:?}",
+                diff(&after, &last.tables),
+                c.api.faults().ok()
+            ),
+        ),
+    };
+    let remaining = c.api.faults().ok();
+    for id in ids {
+        let _ = c.api.clear_fault(id);
+    }
+    // Every poll until then: old or new routes, nothing else.
+    let (polls, bad_before) = c.routes().deviations(start, reached, &before);
+    let bad: Vec<String> = c
+        .routes()
+        .between(start, reached)
+        .iter()
+        .filter(|s| s.tables != before && s.tables != after)
+        .take(10)
+        .map(|s| diff(&after, &s.tables))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{}: routes other than before/after the change at {} of {polls} polls: {bad:?} ({bad_before:?})\n{}",
+        case.name,
+        bad.len(),
+        c.logs(30)
+    );
+    let took = reached.duration_since(start);
+    eprintln!(
+        "e2e_faults: {:<48} change at both routers after {:5.1} s (faults left: {remaining:?})",
+        case.name,
+        took.as_secs_f64()
+    );
+    for p in c.controllers.iter().chain(&c.speakers) {
+        assert!(
+            p.is_running(),
+            "{}: {} exited: {:?}\n{}",
+            case.name,
+            p.name(),
+            p.exit_status(),
+            p.log_tail(40)
+        );
+    }
+    took
+}
+
+#[test]
+fn e2e_faults() {
+    const TEST: &str = "e2e_faults";
+    if !cluster::require(TEST) {
+        return;
+    }
+    let suite = Instant::now();
+    let mut c =
+        Cluster::up(TEST, vec![NodeSpec::new(1, AS), NodeSpec::new(2, AS)]).unwrap_or_else(|e| panic!("{e}"));
+    for ns in [NAMESPACE, "shop"] {
+        apply(&c, &objects::namespace(ns));
+    }
+    apply(&c, &objects::passwords());
+    apply(
+        &c,
+        &objects::policy(
+            "all",
+            "2026-02-01T00:00:00Z",
+            json!({}),
+            AS,
+            &["ClusterIP"],
+            false,
+        ),
+    );
+    for n in c.nodes.clone() {
+        apply(&c, &objects::node(&n.name, n.v4, n.v6, &[], json!({})));
+    }
+    apply(
+        &c,
+        &objects::service("base", "ClusterIP", &["203.0.113.10", "2001:db8:10::10"], None),
+    );
+    c.watch_routes();
+    c.start_controllers().unwrap_or_else(|e| c.fail("controllers", e));
+    c.start_speakers().unwrap_or_else(|e| c.fail("speakers", e));
+    let mut prefixes: BTreeSet<String> = ["203.0.113.10/32", "2001:db8:10::10/128"]
+        .map(String::from)
+        .into();
+    let want = tables(&c, &prefixes);
+    if let Err(last) = c.routes().wait(Duration::from_secs(60), |t| *t == want) {
+        c.fail("first routes", diff(&want, &last.tables));
+    }
+    let (lead, _) = leader(&c, None, Duration::from_secs(30));
+    let speakers: Vec<String> = c.speakers.iter().map(|s| s.name().to_owned()).collect();
+    let (s1, s2) = (speakers[0].as_str(), speakers[1].as_str());
+    let l = lead.as_str();
+    let status = |code: u16| json!({"status": code});
+    let writes = Some("PATCH");
+
+    let cases = [
+        Case {
+            name: "409 on the leader's writes",
+            faults: vec![fault(writes, Some("/bgp"), None, Some(l), Some(3), status(409))],
+            bounce: false,
+            compact: false,
+        },
+        Case {
+            name: "429 Retry-After 2 s on writes of both binaries",
+            faults: vec![
+                fault(
+                    writes,
+                    Some("/bgp"),
+                    None,
+                    Some(l),
+                    Some(2),
+                    json!({"status": 429, "retryAfterSeconds": 2}),
+                ),
+                fault(
+                    writes,
+                    Some("/status"),
+                    None,
+                    Some(s1),
+                    Some(2),
+                    json!({"status": 429, "retryAfterSeconds": 2}),
+                ),
+            ],
+            bounce: false,
+            compact: false,
+        },
+        Case {
+            name: "429 Retry-After 1 s on both binaries' lists",
+            faults: vec![
+                fault(
+                    Some("GET"),
+                    None,
+                    Some(false),
+                    Some(l),
+                    Some(2),
+                    json!({"status": 429, "retryAfterSeconds": 1}),
+                ),
+                fault(
+                    Some("GET"),
+                    None,
+                    Some(false),
+                    Some(s1),
+                    Some(2),
+                    json!({"status": 429, "retryAfterSeconds": 1}),
+                ),
+            ],
+            bounce: true,
+            compact: false,
+        },
+        Case {
+            name: "500 on writes, 503 on lists (both binaries)",
+            faults: vec![
+                fault(writes, Some("/bgp"), None, Some(l), Some(2), status(500)),
+                fault(writes, Some("/status"), None, Some(s2), Some(2), status(500)),
+                fault(Some("GET"), None, Some(false), Some(l), Some(2), status(503)),
+                fault(Some("GET"), None, Some(false), Some(s2), Some(2), status(503)),
+            ],
+            bounce: true,
+            compact: false,
+        },
+        Case {
+            name: "every answer 2 s late (both binaries)",
+            faults: vec![
+                fault(None, None, None, Some(l), Some(20), json!({"delayMs": 2000})),
+                fault(None, None, None, Some(s1), Some(20), json!({"delayMs": 2000})),
+                fault(None, None, None, Some(s2), Some(20), json!({"delayMs": 2000})),
+            ],
+            bounce: true,
+            compact: false,
+        },
+        Case {
+            name: "watches accepted but silent (both binaries)",
+            faults: vec![
+                fault(
+                    Some("GET"),
+                    Some("/services"),
+                    Some(true),
+                    Some(l),
+                    Some(1),
+                    json!({"silent": true}),
+                ),
+                fault(
+                    Some("GET"),
+                    Some("/bgpadvertisementsets"),
+                    Some(true),
+                    Some(s1),
+                    Some(1),
+                    json!({"silent": true}),
+                ),
+                fault(
+                    Some("GET"),
+                    Some("/bgpadvertisementsets"),
+                    Some(true),
+                    Some(s2),
+                    Some(1),
+                    json!({"silent": true}),
+                ),
+            ],
+            bounce: true,
+            compact: false,
+        },
+        Case {
+            name: "watches cut after one event (both binaries)",
+            faults: vec![
+                fault(
+                    Some("GET"),
+                    None,
+                    Some(true),
+                    Some(l),
+                    Some(4),
+                    json!({"cutAfterEvents": 1}),
+                ),
+                fault(
+                    Some("GET"),
+                    None,
+                    Some(true),
+                    Some(s1),
+                    Some(4),
+                    json!({"cutAfterEvents": 1}),
+                ),
+                fault(
+                    Some("GET"),
+                    None,
+                    Some(true),
+                    Some(s2),
+                    Some(4),
+                    json!({"cutAfterEvents": 1}),
+                ),
+            ],
+            bounce: true,
+            compact: false,
+        },
+        Case {
+            name: "410 Gone on re-watch, history compacted",
+            faults: vec![
+                fault(
+                    Some("GET"),
+                    None,
+                    Some(true),
+                    Some(l),
+                    Some(2),
+                    json!({"gone": true}),
+                ),
+                fault(
+                    Some("GET"),
+                    None,
+                    Some(true),
+                    Some(s1),
+                    Some(2),
+                    json!({"gone": true}),
+                ),
+                fault(
+                    Some("GET"),
+                    None,
+                    Some(true),
+                    Some(s2),
+                    Some(2),
+                    json!({"gone": true}),
+                ),
+            ],
+            bounce: true,
+            compact: true,
+        },
+    ];
+    let mut figures = Vec::new();
+    for (i, case) in cases.iter().enumerate() {
+        let took = run_case(&c, case, &mut prefixes, i as u8);
+        figures.push((case.name, took));
+    }
+
+    // --- the Lease taken by another identity while the leader writes -----------------------
+    let (lead, _) = leader(&c, None, Duration::from_secs(30));
+    let li = c.controller_index(&lead).unwrap();
+    let lease_name = c.chart.controller.flag("--lease-name").unwrap().to_owned();
+    let lease_duration =
+        bgpintent_api::parse_duration(c.chart.controller.flag("--lease-duration").unwrap()).unwrap();
+    // A burst of Services keeps the leader's passes writing.
+    for k in 0..20u8 {
+        let ip = format!("203.0.113.{}", 200 + k);
+        apply(
+            &c,
+            &objects::service(&format!("burst{k}"), "ClusterIP", &[&ip], None),
+        );
+        prefixes.insert(format!("{ip}/32"));
+    }
+    // GET, then PUT with its resourceVersion; a renewal in between answers 409: again.
+    let mut attempts = 0;
+    let taken = loop {
+        let mut lease = c
+            .api
+            .get("coordination.k8s.io/v1", "Lease", NAMESPACE, &lease_name)
+            .unwrap_or_else(|e| c.fail("lease", e))
+            .expect("the Lease exists");
+        let now = jiff::Timestamp::now().to_string();
+        lease["spec"]["holderIdentity"] = json!("intruder");
+        lease["spec"]["renewTime"] = json!(now);
+        lease["spec"]["acquireTime"] = json!(now);
+        let at = Instant::now();
+        let r = c
+            .api
+            .replace(&lease)
+            .unwrap_or_else(|e| c.fail("take the Lease", e));
+        attempts += 1;
+        match r.status {
+            200 => break at,
+            409 if attempts < 10 => continue,
+            _ => c.fail("take the Lease", format!("PUT answered {}: {}", r.status, r.body)),
+        }
+    };
+    let (_, log) = c.api.writes(0).unwrap_or_else(|e| c.fail("writes", e));
+    let taken_ms = log
+        .iter()
+        .rev()
+        .find(|w| w.client == bgpintent_tests::e2e::apiserver::TEST_CLIENT && w.path.contains("/leases/"))
+        .map(|w| w.at_ms)
+        .expect("our Lease PUT is in the write log");
+    // The leader notices on its next renewal and stops.
+    let stepped_down = loop {
+        if c.controllers[li].metric("bgpintent_controller_leader") == Some(0.0) {
+            break taken.elapsed();
+        }
+        if taken.elapsed() > lease_duration {
+            c.fail(
+                "step-down",
+                format!("{lead} still reports itself leader {lease_duration:?} after losing the Lease"),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Until someone takes the Lease back from "intruder" (it never renews).
+    let (back, _) = leader(&c, Some("intruder"), lease_duration * 2 + Duration::from_secs(10));
+    let retaken = taken.elapsed();
+    let (_, log) = c.api.writes(0).unwrap_or_else(|e| c.fail("writes", e));
+    let step_ms = taken_ms + stepped_down.as_millis() as u64;
+    let retaken_ms = taken_ms + retaken.as_millis() as u64;
+    let late: Vec<String> = log
+        .iter()
+        .filter(|w| w.client == lead && w.persisted && w.at_ms > step_ms && w.at_ms + 500 < retaken_ms)
+        .map(|w| format!("#{} +{} ms {} {}", w.index, w.at_ms - taken_ms, w.method, w.path))
+        .collect();
+    eprintln!(
+        "e2e_faults: Lease taken from {lead}: it reported follower after {:.1} s; {back} holds it after {:.1} s",
+        stepped_down.as_secs_f64(),
+        retaken.as_secs_f64()
+    );
+    assert!(
+        late.is_empty(),
+        "writes of {lead} persisted after its step-down: {late:?}\n{}",
+        c.logs(30)
+    );
+    let after = tables(&c, &prefixes);
+    if let Err(last) = c.routes().wait(Duration::from_secs(60), |t| *t == after) {
+        c.fail("the burst after the Lease came back", diff(&after, &last.tables));
+    }
+
+    let (n, bad) = c.probes.liveness_failures();
+    assert!(bad.is_empty(), "liveness not 200 ({} of {n}): {bad:?}", bad.len());
+    let intents = c
+        .api
+        .list(CRD_API, "BGPNodeIntent")
+        .unwrap_or_else(|e| c.fail("list", e));
+    assert_eq!(intents.len(), 2);
+    eprintln!(
+        "e2e_faults: SUMMARY {:.1} s; {figures:?}",
+        suite.elapsed().as_secs_f64()
+    );
+}
