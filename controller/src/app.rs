@@ -5,6 +5,12 @@
 //!                        ├─▶ reconcile::run ──ready──▶ /readyz
 //!                        └─▶ HTTP /healthz /readyz /metrics
 //! ```
+//!
+//! The HTTP endpoints start first and need nothing from the API server: `/healthz` answers
+//! while it is unreachable, `/readyz` once every cache has synced. SIGTERM or SIGINT ends the
+//! process within [`SHUTDOWN_BUDGET`] whatever it is doing (a pass in flight is cancelled:
+//! every write is an idempotent apply, the next leader repeats what was missing), after
+//! releasing the Lease if it held it; a second signal exits at once.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -57,7 +63,15 @@ pub struct RunArgs {
     /// Quiet time after a change before the controller recomputes (bursts make one pass).
     #[arg(long, env = "BGP_INTENT_DEBOUNCE", default_value = "200ms", value_parser = bgpintent_api::parse_duration)]
     pub debounce: Duration,
+    /// How long the API server may take to start answering any request (connect, send,
+    /// response headers); a request that takes longer fails and is retried.
+    #[arg(long, env = "BGP_INTENT_API_TIMEOUT", default_value = "15s", value_parser = bgpintent_api::parse_duration)]
+    pub api_timeout: Duration,
 }
+
+/// From SIGTERM to exit, at most (the chart's grace period is 30 s; the kubelet's SIGKILL
+/// must never be needed).
+pub const SHUTDOWN_BUDGET: Duration = Duration::from_secs(4);
 
 impl RunArgs {
     pub fn lease_config(&self) -> Result<LeaseConfig, String> {
@@ -99,11 +113,24 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops gracefully: releases the Lease, stops the informers.
+    /// Stops gracefully within [`SHUTDOWN_BUDGET`] (see [`Self::stop_within`]).
     pub async fn stop(self) {
+        self.stop_within(SHUTDOWN_BUDGET).await;
+    }
+
+    /// Stops gracefully: cancels a pass in flight, releases the Lease, stops the informers.
+    /// Whatever has not finished within `budget` is aborted.
+    pub async fn stop_within(self, budget: Duration) {
         self.shutdown.send_replace(true);
-        for t in self.tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        let aborts: Vec<_> = self.tasks.iter().map(|t| t.abort_handle()).collect();
+        if tokio::time::timeout(budget, futures::future::join_all(self.tasks))
+            .await
+            .is_err()
+        {
+            tracing::warn!(?budget, "shutdown budget spent; aborting what is left");
+            for a in aborts {
+                a.abort();
+            }
         }
     }
 
@@ -122,9 +149,21 @@ pub fn start(
     settings: Settings,
     registry: &mut Registry,
 ) -> Running {
+    let (ready_tx, _) = watch::channel(false);
+    start_with_ready(client, lease, settings, registry, ready_tx)
+}
+
+/// [`start`], reporting synced caches on `ready_tx` (the `/readyz` of the process).
+pub fn start_with_ready(
+    client: kube::Client,
+    lease: LeaseConfig,
+    settings: Settings,
+    registry: &mut Registry,
+    ready_tx: watch::Sender<bool>,
+) -> Running {
     let metrics = Metrics::register(registry);
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let (ready_tx, ready) = watch::channel(false);
+    let ready = ready_tx.subscribe();
     let reporter = Reporter {
         controller: "bgp-intent-controller".into(),
         instance: Some(lease.identity.clone()),
@@ -159,7 +198,7 @@ pub fn start(
     }
 }
 
-/// The whole process: logging, client, signals, HTTP endpoints, controller.
+/// The whole process: logging, HTTP endpoints, client, controller, signals.
 pub fn run_blocking(args: RunArgs) -> Result<(), String> {
     init_logging(args.log_format);
     let lease = args.lease_config()?;
@@ -167,33 +206,63 @@ pub fn run_blocking(args: RunArgs) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    runtime.block_on(async move {
-        let client = kube::Client::try_default()
-            .await
-            .map_err(|e| format!("cannot reach the API server: {e}"))?;
+    let result = runtime.block_on(async move {
+        let signals = Signals::install()?;
         let mut registry = Registry::with_prefix("bgpintent");
-        let running = start(client, lease, args.settings(), &mut registry);
+        let (ready_tx, ready) = watch::channel(false);
+        // Bind before anything talks to the API server, so a bad address fails at once and
+        // the probes answer from the start.
         let listener = bgpintent_telemetry::bind(args.metrics_addr)
             .await
             .map_err(|e| e.to_string())?;
+        let client = bgpintent_telemetry::kube_client(args.api_timeout).await?;
+        let running = start_with_ready(client, lease, args.settings(), &mut registry, ready_tx);
         let (stop_http, http_shutdown) = watch::channel(false);
-        let app =
-            bgpintent_telemetry::router(Arc::new(registry), running.ready.clone(), "caches not synced\n");
+        let app = bgpintent_telemetry::router(Arc::new(registry), ready, "caches not synced\n");
         let http = tokio::spawn(bgpintent_telemetry::serve(listener, app, http_shutdown));
         tracing::info!(addr = %args.metrics_addr, "serving /healthz /readyz /metrics");
-        wait_for_signal().await;
-        tracing::info!("shutting down: releasing the Lease");
-        running.stop().await;
+        let mut signals = signals;
+        let signal = signals.next().await;
+        tracing::info!(
+            signal,
+            "shutting down: cancelling work in flight, releasing the Lease"
+        );
+        tokio::select! {
+            _ = running.stop() => {}
+            signal = signals.next() => tracing::warn!(signal, "second signal: exiting now"),
+        }
         stop_http.send_replace(true);
-        let _ = http.await;
+        let _ = tokio::time::timeout(Duration::from_millis(500), http).await;
+        tracing::info!("stopped");
         Ok(())
-    })
+    });
+    // Tasks still running (an aborted request's connection) must not hold the exit.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    result
 }
 
-async fn wait_for_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+/// SIGTERM and SIGINT, installed before anything else can take time.
+#[derive(Debug)]
+pub struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    pub fn install() -> Result<Self, String> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let err = |e: std::io::Error| format!("cannot install signal handlers: {e}");
+        Ok(Self {
+            term: signal(SignalKind::terminate()).map_err(err)?,
+            int: signal(SignalKind::interrupt()).map_err(err)?,
+        })
+    }
+
+    /// The name of the next signal received.
+    pub async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
     }
 }

@@ -118,6 +118,19 @@ pub fn decide(now: Instant, lease: Option<&Lease>, me: &str, observed: &mut Opti
     }
 }
 
+/// How long releasing the Lease may take on the way out (within the process's shutdown
+/// budget); a standby takes over after the lease duration when it could not be released.
+const RELEASE_BUDGET: Duration = Duration::from_secs(2);
+
+/// Why a round did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    #[error("{}", bgpintent_telemetry::api_error(.0))]
+    Api(#[from] kube::Error),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+}
+
 fn now_micro() -> MicroTime {
     MicroTime(jiff::Timestamp::now())
 }
@@ -145,11 +158,29 @@ impl LeaderElector {
         self.leader.subscribe()
     }
 
+    /// Publishes only changes: a renewal is not news, and waking every subscriber on each
+    /// one made the reconcile loop run a full pass every retry period.
     fn set_leader(&self, leading: bool) {
-        if *self.leader.borrow() != leading {
+        self.leader.send_if_modified(|current| {
+            if *current == leading {
+                return false;
+            }
             tracing::info!(identity = %self.config.identity, leading, "leadership changed");
+            *current = leading;
+            true
+        });
+    }
+
+    /// How long one acquire-or-renew round may take: a leader must be able to step down by
+    /// its renew deadline even when the API server does not answer; a follower's round is
+    /// bounded by the renew deadline too.
+    fn attempt_budget(&self, now: Instant, last_renew: Option<Instant>) -> Duration {
+        match last_renew {
+            Some(t) if *self.leader.borrow() => {
+                (t + self.config.renew_deadline).saturating_duration_since(now)
+            }
+            _ => self.config.renew_deadline,
         }
-        self.leader.send_replace(leading);
     }
 
     /// Tries to acquire or renew until `shutdown` flips to true; then releases the lease if
@@ -159,7 +190,14 @@ impl LeaderElector {
         let mut last_renew: Option<Instant> = None;
         loop {
             let now = Instant::now();
-            match self.try_once(now, &mut observed).await {
+            let budget = self.attempt_budget(now, last_renew);
+            let attempt = tokio::select! {
+                r = tokio::time::timeout(budget, self.try_once(now, &mut observed)) => r,
+                // Shutting down mid-round: the round's outcome no longer matters.
+                _ = shutdown.wait_for(|s| *s) => break,
+            };
+            let attempt = attempt.unwrap_or_else(|_| Err(LeaseError::Timeout(budget)));
+            match attempt {
                 Ok(true) => {
                     last_renew = Some(now);
                     self.set_leader(true);
@@ -182,14 +220,18 @@ impl LeaderElector {
         }
         if *self.leader.borrow() {
             self.set_leader(false);
-            if let Err(error) = self.release().await {
-                tracing::warn!(%error, "could not release the lease");
+            match tokio::time::timeout(RELEASE_BUDGET, self.release()).await {
+                Ok(Ok(())) => tracing::info!(identity = %self.config.identity, "lease released"),
+                Ok(Err(error)) => {
+                    tracing::warn!(error = %bgpintent_telemetry::api_error(&error), "could not release the lease")
+                }
+                Err(_) => tracing::warn!(?RELEASE_BUDGET, "could not release the lease in time"),
             }
         }
     }
 
     /// One round; `Ok(true)` when we hold the lease afterwards.
-    async fn try_once(&self, now: Instant, observed: &mut Option<Observed>) -> Result<bool, kube::Error> {
+    async fn try_once(&self, now: Instant, observed: &mut Option<Observed>) -> Result<bool, LeaseError> {
         let current = self.api.get_opt(&self.config.name).await?;
         let decision = decide(now, current.as_ref(), &self.config.identity, observed);
         let seconds = i32::try_from(self.config.lease_duration.as_secs()).unwrap_or(i32::MAX);
@@ -235,7 +277,7 @@ impl LeaderElector {
             Ok(()) => Ok(true),
             // Someone else created or renewed it between our read and our write.
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
-            Err(e) => Err(e),
+            Err(e) => Err(LeaseError::Api(e)),
         }
     }
 

@@ -8,7 +8,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr());
+    // Unlocked handles: each write takes the lock for itself. Holding `stdout().lock()` across
+    // `run` once made the controller hang at its first log line from a runtime thread.
+    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
     match run(cli, &mut out, &mut err) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -4,9 +4,12 @@
 //!   true, 503 before), `/metrics` (OpenMetrics text of the registry); each binary adds its
 //!   own routes with [`axum::Router::merge`];
 //! * [`serve`]: one listener, graceful shutdown;
-//! * [`init_logging`]: `tracing` with `RUST_LOG` (default `info`), text or JSON.
+//! * [`init_logging`]: `tracing` with `RUST_LOG` (default `info`), text or JSON, on stderr,
+//!   colours only on a terminal;
+//! * [`kube_client`]: the API client both binaries use, with a timeout on every request;
+//! * [`api_error`]: a `kube::Error` as it may be logged (no response body, no decoded value).
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{io::IsTerminal, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
 use prometheus_client::registry::Registry;
@@ -19,15 +22,90 @@ pub enum LogFormat {
     Json,
 }
 
+/// `kube_client` logs a whole response body at WARN when it does not decode (`{text}, {error}`
+/// in `Client::request`), and at DEBUG when an error response is not a Status: for a Secret
+/// that body holds the passwords. Its other WARN lines there are covered by the errors it
+/// returns, and its request layer (`client::builder`) logs every failed request at ERROR
+/// (404s of lookups included) next to the error we log ourselves through [`api_error`]; the
+/// CA-bundle reload warnings (`client::tls`) stay.
+const KUBE_CLIENT_QUIET: &str =
+    "kube_client::client=error,kube_client::client::builder=off,kube_client::client::tls=warn";
+
+/// The log filter: `RUST_LOG` (default `info`), with `kube_client`'s body-logging module at
+/// ERROR unless `RUST_LOG` names `kube_client` itself (whoever asks for it gets it).
+fn log_filter(rust_log: Option<&str>) -> tracing_subscriber::EnvFilter {
+    let spec = rust_log.filter(|s| !s.trim().is_empty()).unwrap_or("info");
+    let spec = if spec.contains("kube_client") {
+        spec.to_owned()
+    } else {
+        format!("{spec},{KUBE_CLIENT_QUIET}")
+    };
+    tracing_subscriber::EnvFilter::try_new(&spec)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("info,{KUBE_CLIENT_QUIET}")))
+}
+
 /// Installs the global `tracing` subscriber; a second call does nothing.
+///
+/// Logs go to stderr, one write per line (no lock is held between lines, so no thread can
+/// block another's logging), with ANSI colours only when stderr is a terminal: a container
+/// runtime's log file gets plain text.
 pub fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
     };
+}
+
+/// How long an idle watch may stay silent before the client gives up on it: above
+/// kube-runtime's server-side watch timeout (290 s) plus its own idle margin (5 s), so only a
+/// dead connection trips it.
+const READ_TIMEOUT: Duration = Duration::from_secs(330);
+
+/// The API client of both binaries (in-cluster config or `KUBECONFIG`), with bounded waits:
+///
+/// * every request must get its response headers within `api_timeout` (a tower timeout
+///   layer): an API server that accepts connections but does not answer fails the request,
+///   and the watchers' backoff retries it on a new connection;
+/// * connecting and writing a request are bounded by `api_timeout` too;
+/// * a response body (a list, a watch) may pause for at most [`READ_TIMEOUT`] between reads,
+///   so a connection that dies mid-body is noticed.
+///
+/// A real apiserver sends a watch's headers at once, so the header timeout does not limit
+/// how long a watch lasts.
+pub async fn kube_client(api_timeout: Duration) -> Result<kube::Client, String> {
+    let mut config = kube::Config::infer()
+        .await
+        .map_err(|e| format!("no Kubernetes client configuration (in-cluster or KUBECONFIG): {e}"))?;
+    config.connect_timeout = Some(api_timeout);
+    config.write_timeout = Some(api_timeout);
+    config.read_timeout = Some(READ_TIMEOUT);
+    // Count the read timeout from the request, not from when a pooled connection went idle.
+    config.reset_reader_on_write = true;
+    let builder = kube::client::ClientBuilder::try_from(config)
+        .map_err(|e| format!("cannot build the Kubernetes client: {}", api_error(&e)))?;
+    Ok(builder
+        .with_layer(&tower::timeout::TimeoutLayer::new(api_timeout))
+        .build())
+}
+
+/// A `kube::Error` as it may be logged or put in a status: decode errors are reduced to
+/// their category, because serde's message quotes the value it could not decode, and a
+/// response can be a Secret.
+pub fn api_error(error: &kube::Error) -> String {
+    match error {
+        kube::Error::SerdeError(e) => format!(
+            "the API server's response does not decode ({:?} error at line {} column {}; value withheld)",
+            e.classify(),
+            e.line(),
+            e.column()
+        ),
+        other => other.to_string(),
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -73,6 +151,17 @@ async fn metrics(State(p): State<Probes>) -> impl IntoResponse {
     }
 }
 
+/// A watcher's error as it may be logged: [`api_error`] for the request errors inside.
+pub fn watch_error(error: &kube::runtime::watcher::Error) -> String {
+    use kube::runtime::watcher::Error as W;
+    match error {
+        W::InitialListFailed(e) => format!("failed to perform initial object list: {}", api_error(e)),
+        W::WatchStartFailed(e) => format!("failed to start watching object: {}", api_error(e)),
+        W::WatchFailed(e) => format!("watch stream failed: {}", api_error(e)),
+        other => other.to_string(),
+    }
+}
+
 /// Binds `addr`, with an error that names it.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr)
@@ -108,6 +197,32 @@ mod tests {
         let mut out = String::new();
         s.read_to_string(&mut out).await.unwrap();
         out
+    }
+
+    #[test]
+    fn kube_client_bodies_stay_quiet_unless_asked_for() {
+        let shown = |spec: Option<&str>| log_filter(spec).to_string();
+        let quiet = |spec: Option<&str>| {
+            let f = shown(spec);
+            f.contains("kube_client::client=error") && f.contains("kube_client::client::builder=off")
+        };
+        assert!(quiet(None) && shown(None).contains("info"), "{}", shown(None));
+        assert!(quiet(Some("")));
+        assert!(quiet(Some("debug,bgpintent_speaker=trace")));
+        assert!(shown(Some("debug,bgpintent_speaker=trace")).contains("bgpintent_speaker=trace"));
+        assert_eq!(shown(Some("info,kube_client=debug")), "kube_client=debug,info");
+    }
+
+    #[test]
+    fn decode_errors_do_not_quote_the_value() {
+        let e = serde_json::from_str::<Vec<u8>>(r#""hunter2-password""#).unwrap_err();
+        assert!(
+            e.to_string().contains("hunter2"),
+            "the premise: serde quotes the value"
+        );
+        let shown = api_error(&kube::Error::SerdeError(e));
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("does not decode"), "{shown}");
     }
 
     #[tokio::test]

@@ -108,9 +108,14 @@ pub async fn run(
         layout: Layout::default(),
     };
     let mut leader = leader;
-    loop {
+    'passes: loop {
         if *leader.borrow() {
-            let report = reconciler.pass().await;
+            // Cancelled by shutdown: writes are idempotent applies, so a pass cut short
+            // leaves nothing the next pass (or the next leader) does not repeat.
+            let report = tokio::select! {
+                report = reconciler.pass() => report,
+                _ = shutdown.wait_for(|s| *s) => break 'passes,
+            };
             if !report.failures.is_empty() {
                 tracing::warn!(failures = ?report.failures, "pass incomplete; retrying");
                 let t = trigger.clone();
@@ -131,6 +136,7 @@ pub async fn run(
             tokio::select! {
                 _ = trigger.notified() => continue,
                 _ = tokio::time::sleep(settings.debounce) => break,
+                _ = shutdown.wait_for(|s| *s) => break 'passes,
             }
         }
     }

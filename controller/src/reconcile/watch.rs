@@ -244,10 +244,9 @@ where
     (reader, pump(stream, kind, trigger))
 }
 
-async fn pump<S, K, E>(stream: S, kind: String, trigger: Arc<Notify>)
+async fn pump<S, K>(stream: S, kind: String, trigger: Arc<Notify>)
 where
-    S: Stream<Item = Result<watcher::Event<K>, E>>,
-    E: std::fmt::Display,
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
 {
     let mut stream = std::pin::pin!(stream);
     while let Some(event) = stream.next().await {
@@ -255,7 +254,10 @@ where
             // Init and InitApply are followed by InitDone: poke once for the batch.
             Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {}
             Ok(_) => trigger.notify_one(),
-            Err(error) => tracing::warn!(%kind, %error, "watch failed; retrying with backoff"),
+            Err(error) => {
+                let error = bgpintent_telemetry::watch_error(&error);
+                tracing::warn!(%kind, %error, "watch failed; retrying with backoff")
+            }
         }
     }
 }
@@ -307,7 +309,10 @@ async fn drive_egress(
             }
             Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {}
             Ok(_) => trigger.notify_one(),
-            Err(error) => tracing::warn!(kind = "Egress", %error, "watch failed; retrying with backoff"),
+            Err(error) => {
+                let error = bgpintent_telemetry::watch_error(&error);
+                tracing::warn!(kind = "Egress", %error, "watch failed; retrying with backoff")
+            }
         }
     }
 }
