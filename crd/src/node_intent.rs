@@ -25,9 +25,12 @@ use crate::common::{AsPathPrependSpec, Confederation, PolicyReference, PrefixGro
     printcolumn = r#"{"name":"Policy","type":"string","jsonPath":".spec.policy.name"}"#,
     printcolumn = r#"{"name":"RouterID","type":"string","jsonPath":".spec.routerID"}"#,
     printcolumn = r#"{"name":"ASN","type":"integer","jsonPath":".spec.localASN"}"#,
-    printcolumn = r#"{"name":"Peers","type":"string","jsonPath":".spec.peers[*].address"}"#,
+    printcolumn = r#"{"name":"Peers","type":"integer","jsonPath":".status.peersTotal"}"#,
     printcolumn = r#"{"name":"Established","type":"integer","jsonPath":".status.established"}"#,
     printcolumn = r#"{"name":"Prefixes","type":"integer","jsonPath":".status.prefixes"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"IPv4 Next Hop","type":"string","priority":1,"jsonPath":".spec.nextHops.ipv4"}"#,
+    printcolumn = r#"{"name":"IPv6 Next Hop","type":"string","priority":1,"jsonPath":".spec.nextHops.ipv6"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -173,6 +176,10 @@ pub struct BGPNodeIntentStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 256))]
     pub peers: Vec<PeerStatus>,
+    /// Sessions of the spec the speaker runs (the `Peers` column: a printer column shows only
+    /// the first value of a list, so the count is a field of its own).
+    #[serde(default)]
+    pub peers_total: i32,
     /// Sessions in Established.
     #[serde(default)]
     pub established: i32,

@@ -28,7 +28,10 @@ use crate::common::{Confederation, PathAttributesSpec};
     printcolumn = r#"{"name":"Selected","type":"integer","jsonPath":".status.selectedNodes"}"#,
     printcolumn = r#"{"name":"Effective","type":"integer","jsonPath":".status.effectiveNodes"}"#,
     printcolumn = r#"{"name":"Accepted","type":"string","jsonPath":".status.conditions[?(@.type==\"Accepted\")].status"}"#,
+    printcolumn = r#"{"name":"Conflicted","type":"string","jsonPath":".status.conditions[?(@.type==\"Conflicted\")].status"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Peers","type":"integer","priority":1,"jsonPath":".status.peers.total"}"#,
+    printcolumn = r#"{"name":"Established","type":"integer","priority":1,"jsonPath":".status.peers.established"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]

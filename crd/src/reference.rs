@@ -57,7 +57,10 @@ pub fn api_reference() -> String {
             out.push_str("\nColumns of `kubectl get`: ");
             let list: Vec<String> = columns
                 .iter()
-                .map(|c| format!("{} (`{}`)", c.name, c.json_path))
+                .map(|c| {
+                    let wide = if c.priority.unwrap_or(0) > 0 { ", `-o wide` only" } else { "" };
+                    format!("{} (`{}`{wide})", c.name, c.json_path)
+                })
                 .collect();
             out.push_str(&list.join(", "));
             out.push_str(".\n");

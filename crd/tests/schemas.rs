@@ -81,9 +81,24 @@ fn crds_have_the_documented_shape() {
             "Peers",
             "Established",
             "Prefixes",
+            "Ready",
+            "IPv4 Next Hop",
+            "IPv6 Next Hop",
             "Age"
         ]
     );
+    // The apiserver prints only the first value of a printer column's JSONPath: a column
+    // over a list would show one element of it.
+    for (file, crd) in bgpintent_crd::crds() {
+        for c in crd.spec.versions[0].additional_printer_columns.iter().flatten() {
+            assert!(
+                !c.json_path.contains("[*]") && !c.json_path.contains(".."),
+                "{file}: column {} prints only the first of {}",
+                c.name,
+                c.json_path
+            );
+        }
+    }
     assert!(
         intent.spec.versions[0]
             .subresources

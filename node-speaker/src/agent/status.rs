@@ -93,6 +93,7 @@ impl NodeStatus {
         BGPNodeIntentStatus {
             observed_generation: self.observed_generation,
             peers,
+            peers_total: i32::try_from(total).unwrap_or(i32::MAX),
             established: i32::try_from(established).unwrap_or(i32::MAX),
             prefixes: i64::try_from(self.prefixes).unwrap_or(i64::MAX),
             conditions: vec![Condition {

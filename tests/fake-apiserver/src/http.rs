@@ -1,10 +1,11 @@
-//! HTTP front: routes `/api/v1/...` and `/apis/{group}/{version}/...` onto the store.
+//! HTTP front: discovery, then `/api/v1/...` and `/apis/{group}/{version}/...` onto the
+//! store, with the fault rules applied first.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use axum::{
     body::{Body, Bytes},
-    extract::{Query, State},
+    extract::{ConnectInfo, Query, State},
     http::{HeaderMap, Method, StatusCode, Uri, header},
     response::{IntoResponse, Response},
 };
@@ -13,8 +14,12 @@ use serde_json::{Value, json};
 
 use crate::{
     Shared, WriteRecord,
+    conn::Conn,
+    discovery,
+    faults::{self, FaultAction},
     selector::{FieldSelector, LabelSelector},
     store::{ApiError, PatchKind},
+    table,
 };
 
 struct Target {
@@ -98,18 +103,183 @@ fn parse_body(bytes: &Bytes) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::new(400, "BadRequest", format!("cannot decode body: {e}")))
 }
 
+/// Who sent a request: the `x-fake-client` header, else the bearer token, else "".
+pub fn client_identity(headers: &HeaderMap) -> String {
+    if let Some(c) = headers.get(crate::CLIENT_HEADER).and_then(|v| v.to_str().ok()) {
+        return c.to_owned();
+    }
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn is_watch(query: &HashMap<String, String>) -> bool {
+    query.get("watch").is_some_and(|w| w == "true" || w == "1")
+}
+
+fn is_write(method: &Method) -> bool {
+    [Method::POST, Method::PUT, Method::PATCH, Method::DELETE].contains(method)
+}
+
 /// The one handler: everything is routed by hand, like the prototype in k8s-tooling.md.
 pub async fn handle(
     State(shared): State<Arc<Shared>>,
+    ConnectInfo(conn): ConnectInfo<Conn>,
     method: Method,
     uri: Uri,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match route(&shared, &method, &uri, &query, &headers, &body).await {
+    let client = client_identity(&headers);
+    let watch = is_watch(&query);
+    let fault = shared.faults.lock().expect("faults lock").take(
+        method.as_str(),
+        uri.path(),
+        watch,
+        &client,
+    );
+    let mut cut_after = None;
+    if let Some((id, action)) = fault {
+        let record_fault = || {
+            if is_write(&method) {
+                record(&shared, &method, &uri, &headers, &body, false, Some(id));
+            }
+        };
+        match action {
+            FaultAction::Status {
+                code,
+                retry_after_seconds,
+            } => {
+                record_fault();
+                let mut r = json_response(
+                    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                    &faults::status(code, retry_after_seconds),
+                );
+                if let Some(s) = retry_after_seconds {
+                    r.headers_mut().insert(
+                        header::RETRY_AFTER,
+                        header::HeaderValue::from_str(&s.to_string()).expect("digits"),
+                    );
+                }
+                return r;
+            }
+            FaultAction::Delay { ms } => {
+                let mut stopped = shared.stopped.subscribe();
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(ms)) => {}
+                    _ = stopped.wait_for(|s| *s) => {
+                        conn.kill();
+                        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+                    }
+                }
+            }
+            FaultAction::Silent => {
+                record_fault();
+                let mut stopped = shared.stopped.subscribe();
+                let mut cleared = shared.faults_cleared.subscribe();
+                loop {
+                    if !shared.faults.lock().expect("faults lock").contains(id) {
+                        break;
+                    }
+                    tokio::select! {
+                        _ = stopped.wait_for(|s| *s) => break,
+                        r = cleared.changed() => if r.is_err() { break },
+                    }
+                }
+                // Never answered: the connection is closed before the response is written.
+                conn.kill();
+                return StatusCode::SERVICE_UNAVAILABLE.into_response();
+            }
+            FaultAction::CutAfterEvents(n) => cut_after = Some(n),
+            FaultAction::Gone => {
+                let gone = ApiError::new(410, "Expired", "too old resource version (injected)");
+                let line = format!("{}\n", json!({"type": "ERROR", "object": gone.status()}));
+                return Response::builder()
+                    .status(StatusCode::OK)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(line))
+                    .expect("response");
+            }
+        }
+    }
+    match route(&shared, &method, &uri, &query, &headers, &body, cut_after).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
+    }
+}
+
+fn record(
+    shared: &Shared,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+    persisted: bool,
+    fault: Option<u64>,
+) {
+    let at_ms = u64::try_from(shared.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let mut w = shared.writes.lock().expect("writes lock");
+    let index = w.first + w.list.len();
+    w.list.push(WriteRecord {
+        index,
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+        query: uri.query().unwrap_or_default().to_owned(),
+        content_type: headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .into(),
+        body: body.to_vec(),
+        persisted,
+        client: client_identity(headers),
+        at_ms,
+        fault,
+    });
+}
+
+/// Discovery and the other non-resource paths kubectl reads; `None` for resource paths.
+fn non_resource(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap) -> Option<Response> {
+    if *method != Method::GET {
+        return None;
+    }
+    let path = uri.path().trim_end_matches('/');
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let store = shared.store.lock().expect("store lock");
+    let types = &store.types;
+    let found = |v: Option<Value>| {
+        Some(match v {
+            Some(v) => json_response(StatusCode::OK, &v),
+            None => error_response(&ApiError::new(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            )),
+        })
+    };
+    match segs.as_slice() {
+        ["healthz" | "livez" | "readyz"] => Some((StatusCode::OK, "ok").into_response()),
+        ["version"] => found(Some(discovery::version())),
+        ["api"] => {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("127.0.0.1");
+            found(Some(discovery::api_versions(host)))
+        }
+        ["api", v] => found(discovery::resource_list(types, "", v)),
+        ["apis"] => found(Some(discovery::api_group_list(types))),
+        ["apis", g] => found(discovery::group(types, g)),
+        ["apis", g, v] => found(discovery::resource_list(types, g, v)),
+        ["openapi", "v3"] => found(Some(discovery::openapi_root(types))),
+        ["openapi", "v3", "api", v] => found(discovery::openapi_group_version(types, "", v)),
+        ["openapi", "v3", "apis", g, v] => found(discovery::openapi_group_version(types, g, v)),
+        ["openapi", ..] => found(None),
+        _ => None,
     }
 }
 
@@ -120,33 +290,23 @@ async fn route(
     query: &HashMap<String, String>,
     headers: &HeaderMap,
     body: &Bytes,
+    cut_after: Option<u64>,
 ) -> Result<Response, ApiError> {
+    if let Some(r) = non_resource(shared, method, uri, headers) {
+        return Ok(r);
+    }
     let target = parse_path(shared, uri.path())?;
     let dry_run = query.get("dryRun").is_some_and(|v| v == "All");
-    let record = |persisted: bool| {
-        shared.writes.lock().expect("writes lock").push(WriteRecord {
-            method: method.to_string(),
-            path: uri.path().to_owned(),
-            query: uri.query().unwrap_or_default().to_owned(),
-            content_type: headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .into(),
-            body: body.to_vec(),
-            persisted,
-            client: headers
-                .get(crate::CLIENT_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .into(),
-        });
-    };
+    let record = |persisted: bool| record(shared, method, uri, headers, body, persisted, None);
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let as_table = table::wants_table(accept);
+    let include = query.get("includeObject").map_or("Metadata", String::as_str);
     let ns = target.namespace.as_str();
     match (method.clone(), target.name.as_deref()) {
-        (Method::GET, None) if query.get("watch").is_some_and(|w| w == "true" || w == "1") => {
-            watch(shared, &target, query)
-        }
+        (Method::GET, None) if is_watch(query) => watch(shared, &target, query, cut_after),
         (Method::GET, None) => {
             let labels = LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))
                 .map_err(|e| ApiError::new(400, "BadRequest", e))?;
@@ -156,6 +316,12 @@ async fn route(
             let scope = (!ns.is_empty()).then_some(ns);
             let (items, rv) = store.list(target.ty, scope, &labels, &fields);
             let t = &store.types[target.ty];
+            if as_table {
+                return Ok(json_response(
+                    StatusCode::OK,
+                    &table::table(t, &items, Some(rv.to_string()), include),
+                ));
+            }
             Ok(json_response(
                 StatusCode::OK,
                 &json!({"apiVersion": t.api_version(), "kind": format!("{}List", t.kind),
@@ -164,7 +330,15 @@ async fn route(
         }
         (Method::GET, Some(name)) => {
             let store = shared.store.lock().expect("store lock");
-            Ok(json_response(StatusCode::OK, &store.get(target.ty, ns, name)?))
+            let object = store.get(target.ty, ns, name)?;
+            if as_table && !target.status {
+                let rv = object["metadata"]["resourceVersion"].as_str().map(str::to_owned);
+                return Ok(json_response(
+                    StatusCode::OK,
+                    &table::table(&store.types[target.ty], &[object], rv, include),
+                ));
+            }
+            Ok(json_response(StatusCode::OK, &object))
         }
         (Method::POST, None) => {
             let object = parse_body(body)?;
@@ -241,10 +415,14 @@ async fn route(
     }
 }
 
+/// A watch: newline-delimited events. It ends cleanly at `timeoutSeconds`; when the server
+/// is stopped, or after `cut_after` events, the stream fails, so hyper cuts the connection
+/// without the final chunk (a client sees an aborted body, as from a crashed apiserver).
 fn watch(
     shared: &Arc<Shared>,
     target: &Target,
     query: &HashMap<String, String>,
+    cut_after: Option<u64>,
 ) -> Result<Response, ApiError> {
     let labels = LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))
         .map_err(|e| ApiError::new(400, "BadRequest", e))?;
@@ -313,7 +491,10 @@ fn watch(
         loop {
             tokio::select! {
                 _ = &mut deadline => return,
-                _ = async { stopped.wait_for(|s| *s).await.map(|_| ()) } => return,
+                _ = async { stopped.wait_for(|s| *s).await.map(|_| ()) } => {
+                    let _ = tx.send(Err(())).await;
+                    return;
+                }
                 event = rx.recv() => {
                     // Lagging behind the broadcast ends the watch; the client re-watches.
                     let Ok(e) = event else { return };
@@ -321,7 +502,7 @@ fn watch(
                         continue;
                     }
                     if let Some((kind, object)) = e.as_seen_by(&wanted)
-                        && tx.send(line(kind, &object)).await.is_err()
+                        && tx.send(Ok(line(kind, &object))).await.is_err()
                     {
                         return;
                     }
@@ -329,9 +510,31 @@ fn watch(
             }
         }
     });
-    let stream = futures::stream::iter(first)
-        .chain(live)
-        .map(Ok::<_, std::convert::Infallible>);
+    let events = futures::stream::iter(first.into_iter().map(Ok)).chain(live);
+    let limit = cut_after.unwrap_or(u64::MAX);
+    let stream = events
+        .scan(0u64, move |sent, item| {
+            let out = match item {
+                Ok(_) if *sent >= limit => Some(Err(())),
+                Ok(b) => {
+                    *sent += 1;
+                    Some(Ok(b))
+                }
+                Err(()) => Some(Err(())),
+            };
+            std::future::ready(out)
+        })
+        // Stop after the first error: hyper aborts the connection on it.
+        .scan(false, |failed, item| {
+            if *failed {
+                return std::future::ready(None);
+            }
+            *failed = item.is_err();
+            std::future::ready(Some(item))
+        })
+        .map(|item| {
+            item.map_err(|()| std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "watch cut"))
+        });
     Ok(Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/json")
@@ -340,9 +543,9 @@ fn watch(
 }
 
 /// A stream fed by a spawned task through a small channel.
-fn async_stream<F, Fut>(f: F) -> impl futures::Stream<Item = Bytes>
+fn async_stream<F, Fut>(f: F) -> impl futures::Stream<Item = Result<Bytes, ()>>
 where
-    F: FnOnce(tokio::sync::mpsc::Sender<Bytes>) -> Fut,
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<Bytes, ()>>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let (tx, rx) = tokio::sync::mpsc::channel(64);

@@ -46,21 +46,30 @@
 //! * Garbage collection is immediate and ignores `blockOwnerDeletion` and propagation policy.
 //! * One global resourceVersion; history is capped at 10,000 events.
 
+pub mod admin;
+mod conn;
+mod discovery;
+mod faults;
 mod http;
 mod selector;
 mod store;
+mod table;
 
 use std::{
     net::SocketAddr,
+    path::Path,
     sync::{Arc, Mutex},
+    time::Instant,
 };
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
+pub use faults::{Fault, FaultAction};
 pub use selector::{FieldSelector, LabelSelector};
 use store::Store;
-pub use store::{ApiError, ResourceType};
+pub use store::{ApiError, PrinterColumn, ResourceType};
+pub use table::{JsonPath, human_duration};
 
 /// The request header [`FakeApiServer::client_as`] sets.
 pub const CLIENT_HEADER: &str = "x-fake-client";
@@ -68,6 +77,9 @@ pub const CLIENT_HEADER: &str = "x-fake-client";
 /// One write request as the server received it.
 #[derive(Debug, Clone)]
 pub struct WriteRecord {
+    /// Position among all writes since the server started (not reset by
+    /// [`FakeApiServer::clear_writes`]).
+    pub index: usize,
     pub method: String,
     pub path: String,
     pub query: String,
@@ -75,46 +87,144 @@ pub struct WriteRecord {
     pub body: Vec<u8>,
     /// Whether the write changed the stored object.
     pub persisted: bool,
-    /// The `x-fake-client` header of the request (see [`FakeApiServer::client_as`]).
+    /// Who sent it: the `x-fake-client` header (see [`FakeApiServer::client_as`]), else the
+    /// bearer token, else "".
     pub client: String,
+    /// Milliseconds since the server started.
+    pub at_ms: u64,
+    /// The fault rule that answered instead of the store, if any.
+    pub fault: Option<u64>,
+}
+
+impl WriteRecord {
+    /// The admin API's JSON form.
+    pub fn to_json(&self) -> Value {
+        json!({"index": self.index, "method": self.method, "path": self.path, "query": self.query,
+               "contentType": self.content_type, "body": String::from_utf8_lossy(&self.body),
+               "persisted": self.persisted, "client": self.client, "atMs": self.at_ms,
+               "fault": self.fault})
+    }
+}
+
+#[derive(Debug, Default)]
+struct Writes {
+    /// Index of `list[0]`.
+    first: usize,
+    list: Vec<WriteRecord>,
 }
 
 #[derive(Debug)]
 struct Shared {
     store: Mutex<Store>,
-    writes: Mutex<Vec<WriteRecord>>,
+    writes: Mutex<Writes>,
     stopped: watch::Sender<bool>,
+    faults: Mutex<faults::Faults>,
+    /// Bumped whenever a fault rule is removed (silent requests check theirs).
+    faults_cleared: watch::Sender<u64>,
+    started: Instant,
 }
 
-/// The resources every test server serves.
-pub fn default_types() -> Vec<ResourceType> {
+/// The built-in resources every server serves (the core and other Kubernetes groups the
+/// controller and speaker use), with the short names and categories of a real cluster.
+pub fn builtin_types() -> Vec<ResourceType> {
     vec![
-        ResourceType::new("", "v1", "nodes", "Node", false).with_status(),
-        ResourceType::new("", "v1", "services", "Service", true).with_status(),
+        ResourceType::new("", "v1", "nodes", "Node", false)
+            .with_status()
+            .with_short_names(&["no"]),
+        ResourceType::new("", "v1", "services", "Service", true)
+            .with_status()
+            .with_short_names(&["svc"])
+            .with_categories(&["all"]),
         ResourceType::new("", "v1", "secrets", "Secret", true),
-        ResourceType::new("", "v1", "pods", "Pod", true).with_status(),
-        ResourceType::new("", "v1", "namespaces", "Namespace", false),
-        ResourceType::new("", "v1", "events", "Event", true),
-        ResourceType::new("events.k8s.io", "v1", "events", "Event", true),
+        ResourceType::new("", "v1", "pods", "Pod", true)
+            .with_status()
+            .with_short_names(&["po"])
+            .with_categories(&["all"]),
+        ResourceType::new("", "v1", "namespaces", "Namespace", false)
+            .with_status()
+            .with_short_names(&["ns"]),
+        ResourceType::new("", "v1", "events", "Event", true).with_short_names(&["ev"]),
+        ResourceType::new("events.k8s.io", "v1", "events", "Event", true).with_short_names(&["ev"]),
         ResourceType::new("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", true),
         ResourceType::new("coordination.k8s.io", "v1", "leases", "Lease", true),
-        ResourceType::new("bgpintent.io", "v1alpha1", "bgppolicies", "BGPPolicy", false).with_status(),
-        ResourceType::new(
-            "bgpintent.io",
-            "v1alpha1",
-            "bgpnodeintents",
-            "BGPNodeIntent",
-            false,
-        )
-        .with_status(),
-        ResourceType::new(
-            "bgpintent.io",
-            "v1alpha1",
-            "bgpadvertisementsets",
-            "BGPAdvertisementSet",
-            false,
-        ),
     ]
+}
+
+/// Our CRDs as committed in `crd/`, built in so that every server serves them with their
+/// discovery names and printer columns.
+const OUR_CRDS: [&str; 3] = [
+    include_str!("../../../crd/bgppolicies.yaml"),
+    include_str!("../../../crd/bgpnodeintents.yaml"),
+    include_str!("../../../crd/bgpadvertisementsets.yaml"),
+];
+
+/// The resources every test server serves: [`builtin_types`] and our CRDs.
+pub fn default_types() -> Vec<ResourceType> {
+    let mut types = builtin_types();
+    for yaml in OUR_CRDS {
+        types = merge_types(types, types_from_yaml(yaml).expect("crd/*.yaml are CRDs"));
+    }
+    types
+}
+
+/// `base` with `extra` added; an `extra` type with the group, version and plural of a `base`
+/// one replaces it.
+pub fn merge_types(mut base: Vec<ResourceType>, extra: Vec<ResourceType>) -> Vec<ResourceType> {
+    for t in extra {
+        match base
+            .iter_mut()
+            .find(|b| b.group == t.group && b.version == t.version && b.plural == t.plural)
+        {
+            Some(b) => *b = t,
+            None => base.push(t),
+        }
+    }
+    base
+}
+
+/// The types of every `CustomResourceDefinition` in a (multi-document) YAML text. Other
+/// documents are skipped.
+pub fn types_from_yaml(yaml: &str) -> Result<Vec<ResourceType>, String> {
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(yaml).map_err(|e| format!("cannot parse YAML: {e}"))?;
+    let mut out = Vec::new();
+    for doc in docs {
+        if doc["kind"] == "CustomResourceDefinition" {
+            out.extend(ResourceType::from_crd(&doc)?);
+        } else if doc["kind"] == "List" {
+            for item in doc["items"].as_array().into_iter().flatten() {
+                if item["kind"] == "CustomResourceDefinition" {
+                    out.extend(ResourceType::from_crd(item)?);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The CRD types of a file, or of every `*.yaml`/`*.yml`/`*.json` file of a directory.
+pub fn types_from_path(path: &Path) -> Result<Vec<ResourceType>, String> {
+    let files = if path.is_dir() {
+        let mut files: Vec<_> = std::fs::read_dir(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.extension()
+                    .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
+            })
+            .collect();
+        files.sort();
+        files
+    } else {
+        vec![path.to_owned()]
+    };
+    let mut out = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+        out.extend(types_from_yaml(&text).map_err(|e| format!("{}: {e}", f.display()))?);
+    }
+    Ok(out)
 }
 
 /// Antrea's Egress, served only when a test asks for it (its absence is a normal cluster).
@@ -137,12 +247,22 @@ impl FakeApiServer {
     }
 
     pub async fn start_with(types: Vec<ResourceType>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
-        let addr = listener.local_addr().expect("local addr");
+        Self::bind("127.0.0.1:0".parse().expect("address"), types)
+            .await
+            .expect("bind loopback")
+    }
+
+    /// Serves `types` on `addr` (port 0: a free one).
+    pub async fn bind(addr: SocketAddr, types: Vec<ResourceType>) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             store: Mutex::new(Store::new(types)),
-            writes: Mutex::new(Vec::new()),
+            writes: Mutex::new(Writes::default()),
             stopped: watch::channel(false).0,
+            faults: Mutex::new(faults::Faults::default()),
+            faults_cleared: watch::channel(0).0,
+            started: Instant::now(),
         });
         let mut server = Self {
             addr,
@@ -150,7 +270,7 @@ impl FakeApiServer {
             task: None,
         };
         server.serve(listener);
-        server
+        Ok(server)
     }
 
     fn serve(&mut self, listener: TcpListener) {
@@ -159,17 +279,30 @@ impl FakeApiServer {
             .fallback(http::handle)
             .with_state(self.shared.clone());
         let mut stopped = self.shared.stopped.subscribe();
+        let listener = conn::KillableListener::new(listener, self.shared.stopped.subscribe());
         self.task = Some(tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                })
-                .await;
+            let _ = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<conn::Conn>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await;
         }));
     }
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Whether the API is being served (not [`FakeApiServer::stop`]ped).
+    pub fn is_serving(&self) -> bool {
+        self.task.is_some()
     }
 
     /// A kube client talking to this server (default namespace `default`).
@@ -189,8 +322,9 @@ impl FakeApiServer {
         kube::Client::try_from(config).expect("client from config")
     }
 
-    /// Stops serving: open watches end and new connections are refused, like an apiserver
-    /// outage. The store is kept.
+    /// Stops serving, like a crashed apiserver: the listener is closed and every open
+    /// connection is cut at once (watches end with no final chunk, requests in flight get no
+    /// answer), so new connections are refused. The store is kept.
     pub async fn stop(&mut self) {
         self.shared.stopped.send_replace(true);
         if let Some(task) = self.task.take() {
@@ -200,10 +334,44 @@ impl FakeApiServer {
 
     /// Serves again on the same address after [`FakeApiServer::stop`].
     pub async fn restart(&mut self) {
-        let listener = TcpListener::bind(self.addr)
-            .await
-            .expect("rebind the same address");
+        self.try_restart().await.expect("rebind the same address");
+    }
+
+    /// [`FakeApiServer::restart`], reporting a failed bind; does nothing while serving.
+    pub async fn try_restart(&mut self) -> std::io::Result<()> {
+        if self.task.is_some() {
+            return Ok(());
+        }
+        let listener = TcpListener::bind(self.addr).await?;
         self.serve(listener);
+        Ok(())
+    }
+
+    /// Adds a fault rule; returns its id.
+    pub fn add_fault(&self, fault: Fault) -> u64 {
+        self.shared.faults.lock().expect("faults lock").add(fault)
+    }
+
+    /// The rules in force with their remaining uses.
+    pub fn faults(&self) -> Vec<(u64, Fault)> {
+        self.shared.faults.lock().expect("faults lock").list()
+    }
+
+    /// Removes one rule (a silent request it holds is then cut); false if unknown.
+    pub fn clear_fault(&self, id: u64) -> bool {
+        let removed = self.shared.faults.lock().expect("faults lock").remove(id);
+        self.shared.faults_cleared.send_modify(|n| *n += 1);
+        removed
+    }
+
+    pub fn clear_faults(&self) {
+        self.shared.faults.lock().expect("faults lock").clear();
+        self.shared.faults_cleared.send_modify(|n| *n += 1);
+    }
+
+    /// Milliseconds since the server started (the clock of [`WriteRecord::at_ms`]).
+    pub fn now_ms(&self) -> u64 {
+        u64::try_from(self.shared.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Forgets the watch history, so every watch must relist (410 Gone).
@@ -211,13 +379,25 @@ impl FakeApiServer {
         self.shared.store.lock().expect("store lock").compact();
     }
 
-    /// Write requests received so far.
+    /// Write requests received so far (since the last [`FakeApiServer::clear_writes`]).
     pub fn writes(&self) -> Vec<WriteRecord> {
-        self.shared.writes.lock().expect("writes lock").clone()
+        self.shared.writes.lock().expect("writes lock").list.clone()
+    }
+
+    /// Write requests with `index >= since`, and the index the next write will get.
+    pub fn writes_since(&self, since: usize) -> (Vec<WriteRecord>, usize) {
+        let w = self.shared.writes.lock().expect("writes lock");
+        let skip = since.saturating_sub(w.first);
+        (
+            w.list.iter().skip(skip).cloned().collect(),
+            w.first + w.list.len(),
+        )
     }
 
     pub fn clear_writes(&self) {
-        self.shared.writes.lock().expect("writes lock").clear();
+        let mut w = self.shared.writes.lock().expect("writes lock");
+        w.first += w.list.len();
+        w.list.clear();
     }
 
     fn resource(&self, api_version: &str, kind: &str) -> usize {

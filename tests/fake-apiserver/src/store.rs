@@ -9,7 +9,7 @@ use tokio::sync::broadcast;
 
 use crate::selector::{FieldSelector, LabelSelector};
 
-/// A resource the server serves.
+/// A resource the server serves: one group/version/plural, with what discovery reports about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceType {
     pub group: String,
@@ -18,6 +18,24 @@ pub struct ResourceType {
     pub kind: String,
     pub namespaced: bool,
     pub status_subresource: bool,
+    /// Lower-case kind unless told otherwise (discovery's `singularName`).
+    pub singular: String,
+    pub short_names: Vec<String>,
+    pub categories: Vec<String>,
+    /// The CRD's `additionalPrinterColumns` (empty: `Name` and `Age`, as the apiserver does).
+    pub columns: Vec<PrinterColumn>,
+}
+
+/// One `additionalPrinterColumns` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrinterColumn {
+    pub name: String,
+    /// `string`, `integer`, `number`, `boolean` or `date`.
+    pub type_: String,
+    pub format: String,
+    pub description: String,
+    pub priority: i64,
+    pub json_path: String,
 }
 
 impl ResourceType {
@@ -29,11 +47,25 @@ impl ResourceType {
             kind: kind.into(),
             namespaced,
             status_subresource: false,
+            singular: kind.to_lowercase(),
+            short_names: Vec::new(),
+            categories: Vec::new(),
+            columns: Vec::new(),
         }
     }
 
     pub fn with_status(mut self) -> Self {
         self.status_subresource = true;
+        self
+    }
+
+    pub fn with_short_names(mut self, names: &[&str]) -> Self {
+        self.short_names = names.iter().map(|n| (*n).to_owned()).collect();
+        self
+    }
+
+    pub fn with_categories(mut self, names: &[&str]) -> Self {
+        self.categories = names.iter().map(|n| (*n).to_owned()).collect();
         self
     }
 
@@ -43,6 +75,59 @@ impl ResourceType {
         } else {
             format!("{}/{}", self.group, self.version)
         }
+    }
+
+    /// The resource types a `CustomResourceDefinition` (as JSON) defines: one per served
+    /// version.
+    pub fn from_crd(crd: &Value) -> Result<Vec<Self>, String> {
+        if crd["kind"] != "CustomResourceDefinition" {
+            return Err(format!("not a CustomResourceDefinition: kind {}", crd["kind"]));
+        }
+        let spec = &crd["spec"];
+        let names = &spec["names"];
+        let text = |v: &Value, what: &str| {
+            v.as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| format!("CRD {}: {what} missing", crd["metadata"]["name"]))
+        };
+        let strings = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default()
+        };
+        let group = text(&spec["group"], "spec.group")?;
+        let plural = text(&names["plural"], "spec.names.plural")?;
+        let kind = text(&names["kind"], "spec.names.kind")?;
+        let namespaced = match spec["scope"].as_str() {
+            Some("Namespaced") => true,
+            Some("Cluster") => false,
+            other => return Err(format!("CRD {plural}.{group}: scope {other:?}")),
+        };
+        let mut out = Vec::new();
+        for v in spec["versions"].as_array().into_iter().flatten() {
+            if v["served"] == false {
+                continue;
+            }
+            let mut t = Self::new(&group, &text(&v["name"], "versions[].name")?, &plural, &kind, namespaced);
+            t.status_subresource = v["subresources"].get("status").is_some();
+            if let Some(singular) = names["singular"].as_str().filter(|s| !s.is_empty()) {
+                t.singular = singular.to_owned();
+            }
+            t.short_names = strings(&names["shortNames"]);
+            t.categories = strings(&names["categories"]);
+            for c in v["additionalPrinterColumns"].as_array().into_iter().flatten() {
+                t.columns.push(PrinterColumn {
+                    name: text(&c["name"], "additionalPrinterColumns[].name")?,
+                    type_: text(&c["type"], "additionalPrinterColumns[].type")?,
+                    format: c["format"].as_str().unwrap_or_default().to_owned(),
+                    description: c["description"].as_str().unwrap_or_default().to_owned(),
+                    priority: c["priority"].as_i64().unwrap_or(0),
+                    json_path: text(&c["jsonPath"], "additionalPrinterColumns[].jsonPath")?,
+                });
+            }
+            out.push(t);
+        }
+        Ok(out)
     }
 }
 
