@@ -61,7 +61,7 @@ fn tables(c: &Cluster, prefixes: &BTreeSet<String>) -> Tables {
 }
 
 fn apply(c: &Cluster, object: &Value) {
-    if let Err(e) = c.api.apply(object) {
+    if let Err(e) = c.api.apply_with_status(object) {
         c.fail("apply", e);
     }
 }
@@ -188,17 +188,7 @@ fn e2e_faults() {
         apply(&c, &objects::namespace(ns));
     }
     apply(&c, &objects::passwords());
-    apply(
-        &c,
-        &objects::policy(
-            "all",
-            "2026-02-01T00:00:00Z",
-            json!({}),
-            AS,
-            &["ClusterIP"],
-            false,
-        ),
-    );
+    apply(&c, &objects::policy("all", json!({}), AS, &["ClusterIP"], false));
     for n in c.nodes.clone() {
         apply(&c, &objects::node(&n.name, n.v4, n.v6, &[], json!({})));
     }

@@ -94,7 +94,7 @@ fn assert_steady(c: &Cluster, from: Instant, want: &Tables, what: &str) {
 }
 
 fn apply(c: &Cluster, object: &Value) {
-    if let Err(e) = c.api.apply(object) {
+    if let Err(e) = c.api.apply_with_status(object) {
         c.fail("apply", e);
     }
 }
@@ -174,29 +174,23 @@ fn e2e_story() {
         apply(&c, &objects::namespace(ns));
     }
     apply(&c, &objects::passwords());
-    // `edge` is older: it owns node-3; `all` (empty selector) owns the others and reports
-    // node-3 as a conflict.
+    // `edge` is older (the API server sets creationTimestamp, whole seconds; a tie would go
+    // by name): it owns node-3; `all` (empty selector) owns the others and reports node-3 as
+    // a conflict.
     apply(
         &c,
         &objects::policy(
             "edge",
-            "2026-01-01T00:00:00Z",
             json!({"matchLabels": {"zone": "edge"}}),
             EDGE_AS,
             &["LoadBalancerIP"],
             false,
         ),
     );
+    std::thread::sleep(Duration::from_millis(1100));
     apply(
         &c,
-        &objects::policy(
-            "all",
-            "2026-02-01T00:00:00Z",
-            json!({}),
-            ALL_AS,
-            &["ClusterIP", "LoadBalancerIP"],
-            true,
-        ),
+        &objects::policy("all", json!({}), ALL_AS, &["ClusterIP", "LoadBalancerIP"], true),
     );
     let pod_cidrs = [
         ["198.18.1.0/24", "2001:db8:a1::/64"],

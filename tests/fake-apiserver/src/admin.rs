@@ -25,7 +25,7 @@ use axum::{
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use crate::{Fault, FakeApiServer};
+use crate::{FakeApiServer, Fault};
 
 type Server = Arc<Mutex<FakeApiServer>>;
 
@@ -103,7 +103,11 @@ async fn clear_fault(State(server): State<Server>, Path(id): Path<u64>) -> Respo
     if server.lock().await.clear_fault(id) {
         Json(json!({"cleared": [id]})).into_response()
     } else {
-        (StatusCode::NOT_FOUND, Json(json!({"error": format!("no fault {id}")}))).into_response()
+        (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": format!("no fault {id}")})),
+        )
+            .into_response()
     }
 }
 

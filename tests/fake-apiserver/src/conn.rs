@@ -73,9 +73,7 @@ impl axum::serve::Listener for KillableListener {
                             () = until_true(stopped) => {}
                         }
                     });
-                    let conn = Conn {
-                        kill: Arc::new(kill),
-                    };
+                    let conn = Conn { kill: Arc::new(kill) };
                     return (
                         KillableIo {
                             inner: stream,
@@ -124,7 +122,10 @@ impl KillableIo {
 }
 
 fn aborted() -> io::Error {
-    io::Error::new(io::ErrorKind::ConnectionAborted, "fake-apiserver cut the connection")
+    io::Error::new(
+        io::ErrorKind::ConnectionAborted,
+        "fake-apiserver cut the connection",
+    )
 }
 
 impl AsyncRead for KillableIo {

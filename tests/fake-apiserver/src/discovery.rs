@@ -143,11 +143,16 @@ pub fn openapi_group_version(types: &[ResourceType], group: &str, version: &str)
         return None;
     }
     let mut paths = serde_json::Map::new();
-    let param = |name: &str| json!({"name": name, "in": "query", "schema": {"type": "string", "uniqueItems": true}});
+    let param =
+        |name: &str| json!({"name": name, "in": "query", "schema": {"type": "string", "uniqueItems": true}});
     for t in mine {
         let gvk = json!({"group": t.group, "version": t.version, "kind": t.kind});
         let base = if t.namespaced {
-            format!("/{}/namespaces/{{namespace}}/{}", gv_path(group, version), t.plural)
+            format!(
+                "/{}/namespaces/{{namespace}}/{}",
+                gv_path(group, version),
+                t.plural
+            )
         } else {
             format!("/{}/{}", gv_path(group, version), t.plural)
         };
@@ -156,10 +161,7 @@ pub fn openapi_group_version(types: &[ResourceType], group: &str, version: &str)
                    "parameters": [param("dryRun"), param("fieldManager"), param("fieldValidation")],
                    "responses": {"200": {"description": "OK"}}})
         };
-        paths.insert(
-            base.clone(),
-            json!({"get": op("list"), "post": op("post")}),
-        );
+        paths.insert(base.clone(), json!({"get": op("list"), "post": op("post")}));
         paths.insert(
             format!("{base}/{{name}}"),
             json!({"get": op("get"), "put": op("put"), "patch": op("patch"), "delete": op("delete")}),
@@ -171,6 +173,8 @@ pub fn openapi_group_version(types: &[ResourceType], group: &str, version: &str)
             );
         }
     }
-    Some(json!({"openapi": "3.0.0", "info": {"title": "Kubernetes (fake-apiserver)", "version": "fake"},
-                "paths": paths, "components": {}}))
+    Some(
+        json!({"openapi": "3.0.0", "info": {"title": "Kubernetes (fake-apiserver)", "version": "fake"},
+                "paths": paths, "components": {}}),
+    )
 }

@@ -7,7 +7,10 @@ use serde_json::{Value, json};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FaultAction {
     /// A `Status` failure like the apiserver's, with `Retry-After` when given.
-    Status { code: u16, retry_after_seconds: Option<u64> },
+    Status {
+        code: u16,
+        retry_after_seconds: Option<u64>,
+    },
     /// The normal answer, `ms` later.
     Delay { ms: u64 },
     /// Read the request, never answer; the connection is closed when the rule is cleared or
@@ -100,7 +103,9 @@ impl Fault {
                 retry_after_seconds,
             }
         } else if !a["delayMs"].is_null() {
-            FaultAction::Delay { ms: count("delayMs")? }
+            FaultAction::Delay {
+                ms: count("delayMs")?,
+            }
         } else if a["silent"] == true {
             FaultAction::Silent
         } else if !a["cutAfterEvents"].is_null() {
@@ -187,7 +192,13 @@ impl Faults {
     }
 
     /// The first rule matching the request, with one use taken.
-    pub fn take(&mut self, method: &str, path: &str, watch: bool, client: &str) -> Option<(u64, FaultAction)> {
+    pub fn take(
+        &mut self,
+        method: &str,
+        path: &str,
+        watch: bool,
+        client: &str,
+    ) -> Option<(u64, FaultAction)> {
         let (id, rule) = self
             .rules
             .iter_mut()

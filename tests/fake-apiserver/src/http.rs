@@ -136,12 +136,11 @@ pub async fn handle(
 ) -> Response {
     let client = client_identity(&headers);
     let watch = is_watch(&query);
-    let fault = shared.faults.lock().expect("faults lock").take(
-        method.as_str(),
-        uri.path(),
-        watch,
-        &client,
-    );
+    let fault = shared
+        .faults
+        .lock()
+        .expect("faults lock")
+        .take(method.as_str(), uri.path(), watch, &client);
     let mut cut_after = None;
     if let Some((id, action)) = fault {
         let record_fault = || {

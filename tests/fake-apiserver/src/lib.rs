@@ -281,14 +281,11 @@ impl FakeApiServer {
         let mut stopped = self.shared.stopped.subscribe();
         let listener = conn::KillableListener::new(listener, self.shared.stopped.subscribe());
         self.task = Some(tokio::spawn(async move {
-            let _ = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<conn::Conn>(),
-            )
-            .with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })
-            .await;
+            let _ = axum::serve(listener, app.into_make_service_with_connect_info::<conn::Conn>())
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await;
         }));
     }
 

@@ -108,7 +108,13 @@ impl ResourceType {
             if v["served"] == false {
                 continue;
             }
-            let mut t = Self::new(&group, &text(&v["name"], "versions[].name")?, &plural, &kind, namespaced);
+            let mut t = Self::new(
+                &group,
+                &text(&v["name"], "versions[].name")?,
+                &plural,
+                &kind,
+                namespaced,
+            );
             t.status_subresource = v["subresources"].get("status").is_some();
             if let Some(singular) = names["singular"].as_str().filter(|s| !s.is_empty()) {
                 t.singular = singular.to_owned();

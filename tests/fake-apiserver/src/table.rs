@@ -37,11 +37,16 @@ pub fn table(ty: &ResourceType, objects: &[Value], resource_version: Option<Stri
     } else {
         ty.columns.clone()
     };
-    let mut defs = vec![json!({"name": "Name", "type": "string", "format": "name", "priority": 0,
-        "description": "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names"})];
+    let mut defs = vec![
+        json!({"name": "Name", "type": "string", "format": "name", "priority": 0,
+        "description": "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names"}),
+    ];
     for c in &columns {
         let description = if c.description.is_empty() {
-            format!("Custom resource definition column (in JSONPath format): {}", c.json_path)
+            format!(
+                "Custom resource definition column (in JSONPath format): {}",
+                c.json_path
+            )
         } else {
             c.description.clone()
         };
@@ -356,7 +361,11 @@ mod tests {
     use super::*;
 
     fn first(path: &str, v: &Value) -> Option<Value> {
-        JsonPath::parse(path).unwrap().find(v).first().map(|v| (*v).clone())
+        JsonPath::parse(path)
+            .unwrap()
+            .find(v)
+            .first()
+            .map(|v| (*v).clone())
     }
 
     #[test]
@@ -381,7 +390,10 @@ mod tests {
             Some(json!("Ready"))
         );
         assert_eq!(first(r#".status.conditions[?(@.type=="Gone")].status"#, &o), None);
-        assert_eq!(first(".metadata['name']", &json!({"metadata": {"name": "n"}})), Some(json!("n")));
+        assert_eq!(
+            first(".metadata['name']", &json!({"metadata": {"name": "n"}})),
+            Some(json!("n"))
+        );
         assert_eq!(first(".spec.missing.deeper", &o), None);
         assert!(JsonPath::parse(".spec.peers[").is_err());
     }

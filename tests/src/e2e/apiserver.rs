@@ -166,6 +166,17 @@ impl ApiServer {
         .json()
     }
 
+    /// [`ApiServer::apply`], then, if `object` has a `status`, [`ApiServer::apply_status`]:
+    /// a write to the main resource does not change the status of kinds that have the
+    /// subresource (Nodes, Services), as in the apiserver.
+    pub fn apply_with_status(&self, object: &Value) -> Result<Value> {
+        let stored = self.apply(object)?;
+        if object.get("status").is_some() {
+            return self.apply_status(object);
+        }
+        Ok(stored)
+    }
+
     /// Server-side apply to the `/status` subresource (e.g. a LoadBalancer's ingress).
     pub fn apply_status(&self, object: &Value) -> Result<Value> {
         let base = path_of_object(object)?;

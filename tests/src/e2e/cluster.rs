@@ -342,6 +342,15 @@ impl Cluster {
     /// Tails of every log (API server, controllers, speakers), for failure messages.
     pub fn logs(&self, lines: usize) -> String {
         let mut out = format!("----- fake-apiserver\n{}\n", self.api.process().log_tail(lines));
+        for kind in ["BGPNodeIntent", "BGPAdvertisementSet"] {
+            for o in self.api.list("bgpintent.io/v1alpha1", kind).unwrap_or_default() {
+                let mut o = o.clone();
+                if let Some(m) = o["metadata"].as_object_mut() {
+                    m.remove("managedFields");
+                }
+                out.push_str(&format!("----- {kind}: {o}\n"));
+            }
+        }
         for p in self.controllers.iter().chain(&self.speakers) {
             out.push_str(&p.log_tail(lines));
         }

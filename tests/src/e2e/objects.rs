@@ -14,7 +14,7 @@ pub const CRD_API: &str = "bgpintent.io/v1alpha1";
 
 /// A BGPPolicy peering with BIRD and FRR over IPv4 and IPv6 (1 s connect retry: lab routers
 /// start quickly).
-pub fn policy(name: &str, created: &str, selector: Value, asn: u32, ip_types: &[&str], pods: bool) -> Value {
+pub fn policy(name: &str, selector: Value, asn: u32, ip_types: &[&str], pods: bool) -> Value {
     let peer = |address: String, asn: u32| json!({"address": address, "asn": asn, "connectRetrySeconds": 1});
     let mut advertisements = json!({"service": {"ipTypes": ip_types}});
     if pods {
@@ -23,7 +23,7 @@ pub fn policy(name: &str, created: &str, selector: Value, asn: u32, ip_types: &[
     json!({
         "apiVersion": CRD_API,
         "kind": "BGPPolicy",
-        "metadata": {"name": name, "creationTimestamp": created},
+        "metadata": {"name": name},
         "spec": {
             "nodeSelector": selector,
             "localASN": asn,
