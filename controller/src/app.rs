@@ -207,7 +207,7 @@ pub fn run_blocking(args: RunArgs) -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     let result = runtime.block_on(async move {
-        let signals = Signals::install()?;
+        let signals = bgpintent_telemetry::Signals::install()?;
         let mut registry = Registry::with_prefix("bgpintent");
         let (ready_tx, ready) = watch::channel(false);
         // Bind before anything talks to the API server, so a bad address fails at once and
@@ -239,30 +239,4 @@ pub fn run_blocking(args: RunArgs) -> Result<(), String> {
     // Tasks still running (an aborted request's connection) must not hold the exit.
     runtime.shutdown_timeout(Duration::from_millis(200));
     result
-}
-
-/// SIGTERM and SIGINT, installed before anything else can take time.
-#[derive(Debug)]
-pub struct Signals {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    pub fn install() -> Result<Self, String> {
-        use tokio::signal::unix::{SignalKind, signal};
-        let err = |e: std::io::Error| format!("cannot install signal handlers: {e}");
-        Ok(Self {
-            term: signal(SignalKind::terminate()).map_err(err)?,
-            int: signal(SignalKind::interrupt()).map_err(err)?,
-        })
-    }
-
-    /// The name of the next signal received.
-    pub async fn next(&mut self) -> &'static str {
-        tokio::select! {
-            _ = self.term.recv() => "SIGTERM",
-            _ = self.int.recv() => "SIGINT",
-        }
-    }
 }

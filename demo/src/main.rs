@@ -180,7 +180,7 @@ async fn demo() -> Result<(), String> {
             intent_file: dir.path().join(format!("{node}.yaml")),
             passwords_file: None,
         };
-        let desired = file.follow(watch::channel(false).0);
+        let desired = file.follow(watch::channel(Default::default()).0);
         let (status_tx, status) = watch::channel(NodeStatus::default());
         let settings = AgentSettings {
             listen: ListenConfig {

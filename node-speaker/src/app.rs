@@ -6,6 +6,11 @@
 //!        /healthz /readyz /metrics /status ◀──┴──▶ status writer (Kubernetes only)
 //!  SIGTERM/SIGINT ──▶ close every session without NOTIFICATION (graceful restart) ──▶ exit
 //! ```
+//!
+//! The HTTP endpoints are up before the API server is contacted: `/healthz` answers while it
+//! is unreachable, `/readyz` once a valid intent is loaded. SIGTERM or SIGINT ends the process
+//! within [`SHUTDOWN_BUDGET`] in any state (sessions up, a connect in progress, a status write
+//! hanging on a silent API server); a second signal exits at once.
 
 use std::{
     net::{Ipv4Addr, Ipv6Addr, SocketAddr},
@@ -21,11 +26,14 @@ use tokio::sync::watch;
 
 use crate::{
     agent::{
-        self, AgentSettings, NodeStatus, Shutdown, file::FileSource, kube::KubeSource,
+        self, AgentSettings, IntentState, NodeStatus, Shutdown, file::FileSource, kube::KubeSource,
         metrics::SpeakerMetrics,
     },
     net::ListenConfig,
 };
+
+/// From SIGTERM to exit, at most (the chart's grace period is 60 s).
+pub const SHUTDOWN_BUDGET: Duration = Duration::from_secs(4);
 
 /// bgp-intent node speaker.
 #[derive(Debug, Parser)]
@@ -76,6 +84,14 @@ pub struct RunArgs {
     /// Log format; the level comes from RUST_LOG (default info).
     #[arg(long, env = "BGP_INTENT_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// How long the API server may take to start answering any request (connect, send,
+    /// response headers); a request that takes longer fails and is retried.
+    #[arg(long, env = "BGP_INTENT_API_TIMEOUT", default_value = "15s", value_parser = bgpintent_api::parse_duration)]
+    pub api_timeout: Duration,
+    /// Report ready (`/readyz`) when this Node has no intent at all (no policy selects it),
+    /// not only when a valid intent is loaded. An invalid intent is never ready.
+    #[arg(long, env = "BGP_INTENT_READY_WITHOUT_INTENT")]
+    pub ready_without_intent: bool,
 }
 
 fn listen(args: &RunArgs) -> Result<ListenConfig, String> {
@@ -107,12 +123,25 @@ pub fn run_blocking(args: RunArgs) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
+        let mut signals = bgpintent_telemetry::Signals::install()?;
         let mut registry = Registry::with_prefix("bgpintent");
         let metrics = SpeakerMetrics::register(&mut registry);
-        let (ready_tx, ready) = watch::channel(false);
+        let (intent_tx, intent_state) = watch::channel(IntentState::Pending);
         let (status_tx, status) = watch::channel(NodeStatus::default());
         let (stop_tx, stop) = watch::channel(false);
+        let listener = bgpintent_telemetry::bind(args.metrics_addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let readiness = agent::readiness::Readiness {
+            state: intent_state.clone(),
+            ready_without_intent: args.ready_without_intent,
+        };
+        let app = agent::http::router(Arc::new(registry), readiness, status.clone());
+        let http = tokio::spawn(bgpintent_telemetry::serve(listener, app, stop.clone()));
+        tracing::info!(addr = %args.metrics_addr, "serving /healthz /readyz /metrics /status");
+        // Ends with the process (aborted below), not awaited on the way out.
+        let exporter = tokio::spawn(agent::readiness::export(intent_state, metrics.clone()));
         let mut tasks = Vec::new();
         let desired = match &args.intent_file {
             Some(file) => {
@@ -122,12 +151,11 @@ pub fn run_blocking(args: RunArgs) -> Result<(), String> {
                     intent_file: file.clone(),
                     passwords_file: args.passwords_file.clone(),
                 }
-                .follow(ready_tx)
+                .follow(intent_tx)
             }
             None => {
-                let client = kube::Client::try_default()
-                    .await
-                    .map_err(|e| format!("cannot reach the API server: {e}"))?;
+                let client = bgpintent_telemetry::kube_client(args.api_timeout).await?;
+                tracing::info!(node = %args.node_name, "Kubernetes mode");
                 tasks.push(tokio::spawn(agent::kube::write_status(
                     client.clone(),
                     args.node_name.clone(),
@@ -140,35 +168,42 @@ pub fn run_blocking(args: RunArgs) -> Result<(), String> {
                     node: args.node_name.clone(),
                     namespace: args.namespace.clone(),
                 }
-                .follow(ready_tx)
+                .follow(intent_tx)
             }
         };
-        let listener = bgpintent_telemetry::bind(args.metrics_addr)
-            .await
-            .map_err(|e| e.to_string())?;
-        let app = agent::http::router(Arc::new(registry), ready, status);
-        let http = tokio::spawn(bgpintent_telemetry::serve(listener, app, stop.clone()));
         let (shutdown_tx, shutdown) = watch::channel(Shutdown::Running);
         let agent = tokio::spawn(agent::run(settings, desired, status_tx, metrics, shutdown));
-        wait_for_signal().await;
-        tracing::info!("stopping for a restart: sessions close without NOTIFICATION, peers keep our routes");
+        let signal = signals.next().await;
+        tracing::info!(
+            signal,
+            "stopping for a restart: sessions close without NOTIFICATION, peers keep our routes"
+        );
         shutdown_tx.send_replace(Shutdown::Restart);
-        let _ = agent.await;
         stop_tx.send_replace(true);
-        for t in tasks {
-            let _ = t.await;
+        let mut aborts: Vec<_> = tasks.iter().map(|t| t.abort_handle()).collect();
+        aborts.push(exporter.abort_handle());
+        let finish = async {
+            let _ = agent.await;
+            for t in tasks {
+                let _ = t.await;
+            }
+        };
+        tokio::select! {
+            r = tokio::time::timeout(SHUTDOWN_BUDGET, finish) => if r.is_err() {
+                tracing::warn!(budget = ?SHUTDOWN_BUDGET, "shutdown budget spent; exiting");
+            },
+            signal = signals.next() => tracing::warn!(signal, "second signal: exiting now"),
         }
-        match http.await {
-            Ok(Err(e)) => Err(e.to_string()),
+        for a in aborts {
+            a.abort();
+        }
+        let served = tokio::time::timeout(Duration::from_millis(500), http).await;
+        tracing::info!("stopped");
+        match served {
+            Ok(Ok(Err(e))) => Err(e.to_string()),
             _ => Ok(()),
         }
-    })
-}
-
-async fn wait_for_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-    }
+    });
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    result
 }

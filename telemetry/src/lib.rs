@@ -128,6 +128,45 @@ pub fn router(registry: Arc<Registry>, ready: watch::Receiver<bool>, not_ready: 
         })
 }
 
+/// `/healthz` and `/metrics` only, for a binary that answers `/readyz` itself.
+pub fn health_and_metrics(registry: Arc<Registry>) -> Router {
+    let (_, ready) = watch::channel(false);
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .with_state(Probes {
+            registry,
+            ready,
+            not_ready: "",
+        })
+}
+
+/// SIGTERM and SIGINT, installed before anything else can take time.
+#[derive(Debug)]
+pub struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    pub fn install() -> Result<Self, String> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let err = |e: std::io::Error| format!("cannot install signal handlers: {e}");
+        Ok(Self {
+            term: signal(SignalKind::terminate()).map_err(err)?,
+            int: signal(SignalKind::interrupt()).map_err(err)?,
+        })
+    }
+
+    /// The name of the next signal received.
+    pub async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}
+
 async fn readyz(State(p): State<Probes>) -> impl IntoResponse {
     if *p.ready.borrow() {
         (StatusCode::OK, "ready\n")

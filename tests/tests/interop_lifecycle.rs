@@ -370,3 +370,76 @@ fn router_restart_and_route_refresh_resend_the_table() {
     assert_eq!(learned(&routers.bird.routes(Family::Ipv4).unwrap()), want);
     took("rr", start);
 }
+
+/// Routers that crash (SIGKILL: TCP closed by the kernel, no NOTIFICATION) and come back, with
+/// our peers passive (the routers must be able to connect to us again) and then active. The
+/// speaker once kept the dead connection in CLOSE-WAIT: a passive peer never came back, an
+/// active one only after ~7.5 s with a misleading "no answer" (issue 14).
+#[test]
+fn routers_that_crash_reconnect_passive_and_active() {
+    if !require("crash", ROUTER_PROGRAMS) {
+        return;
+    }
+    let start = Instant::now();
+    speaker::binary();
+    let (lab, mut routers) = up("crash");
+    let mut intent = speaker::intent();
+    peer_routers(&mut intent, &lab, |_, p| p.passive = true);
+    speaker::add_prefixes(&mut intent, &[V4, V6].concat());
+    let mut spk = Speaker::start(&lab, &intent).unwrap();
+    let all = [Family::Ipv4, Family::Ipv6];
+    wait_established(&lab, &routers.all(), &all, &spk);
+    for passive in [true, false] {
+        if !passive {
+            peer_routers(&mut intent, &lab, |_, p| p.passive = false);
+            speaker::add_prefixes(&mut intent, &[V4, V6].concat());
+            spk.write_intent(&intent).unwrap();
+            wait_established(&lab, &routers.all(), &all, &spk);
+        }
+        for router in routers.all() {
+            wait_learned(router, Family::Ipv4, V4, &spk);
+            wait_learned(router, Family::Ipv6, V6, &spk);
+        }
+        for router in routers.all() {
+            let pid = rustix::process::Pid::from_raw(router.process().pid() as i32).unwrap();
+            rustix::process::kill_process(pid, Signal::KILL).unwrap();
+        }
+        // Until the speaker has seen every connection close (the kernel sends the FINs).
+        bgpintent_tests::lab::wait_until(
+            "every session down at the speaker",
+            Duration::from_secs(10),
+            || {
+                let status = spk
+                    .status()
+                    .ok_or_else(|| bgpintent_tests::lab::LabError::new("no status"))?;
+                Ok(status
+                    .peers
+                    .iter()
+                    .all(|p| p.state != bgpintent_crd::node_intent::SessionStateName::Established)
+                    .then_some(()))
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{}", spk.log_tail(40)));
+        let restarted = Instant::now();
+        routers = Routers::start(&lab, |_, n| n);
+        wait_established(&lab, &routers.all(), &all, &spk);
+        let back = restarted.elapsed();
+        eprintln!(
+            "crash (passive={passive}): every session Established again {back:?} after the routers restarted"
+        );
+        for router in routers.all() {
+            wait_learned(router, Family::Ipv4, V4, &spk);
+            wait_learned(router, Family::Ipv6, V6, &spk);
+        }
+        let status = spk.status().unwrap();
+        for p in &status.peers {
+            let reason = p.last_down_reason.as_deref().unwrap_or("");
+            assert!(
+                !reason.contains("no answer"),
+                "{}: {reason} (the TCP connection completed; the router did answer)",
+                p.address
+            );
+        }
+    }
+    took("crash", start);
+}

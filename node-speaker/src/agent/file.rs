@@ -19,7 +19,7 @@ use bgpintent_crd::{
 use serde_json::Value;
 use tokio::sync::watch;
 
-use super::{Desired, Password};
+use super::{Desired, IntentState, Password, readiness::publish};
 
 /// Files to follow.
 #[derive(Debug, Clone)]
@@ -95,15 +95,9 @@ impl FileSource {
     }
 
     /// Follows the files; the receiver holds `None` until the first successful read.
-    pub fn follow(self, ready: watch::Sender<bool>) -> watch::Receiver<Option<Desired>> {
-        let first = match self.read() {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the intent");
-                None
-            }
-        };
-        ready.send_replace(true);
+    /// `state` says whether the intent is loaded, missing or invalid.
+    pub fn follow(self, state: watch::Sender<IntentState>) -> watch::Receiver<Option<Desired>> {
+        let first = self.read_reporting(&state).flatten();
         let (tx, rx) = watch::channel(first);
         tokio::spawn(async move {
             let mut stamps = (
@@ -120,20 +114,15 @@ impl FileSource {
                     continue;
                 }
                 stamps = now;
-                match self.read() {
-                    Ok(d) => {
-                        tx.send_if_modified(|old| {
-                            if *old == d {
-                                false
-                            } else {
-                                *old = d;
-                                true
-                            }
-                        });
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot read the intent; keeping the last good one")
-                    }
+                if let Some(d) = self.read_reporting(&state) {
+                    tx.send_if_modified(|old| {
+                        if *old == d {
+                            false
+                        } else {
+                            *old = d;
+                            true
+                        }
+                    });
                 }
                 if tx.is_closed() {
                     return;
@@ -141,6 +130,28 @@ impl FileSource {
             }
         });
         rx
+    }
+
+    /// [`Self::read`], with the outcome published and an error logged; `None` when the last
+    /// good state must be kept.
+    fn read_reporting(&self, state: &watch::Sender<IntentState>) -> Option<Option<Desired>> {
+        match self.read() {
+            Ok(Some(d)) => {
+                publish(state, IntentState::Loaded);
+                Some(Some(d))
+            }
+            Ok(None) => {
+                let what = format!("the intent file {} does not exist", self.intent_file.display());
+                tracing::warn!(file = %self.intent_file.display(), "no intent file: announcing nothing");
+                publish(state, IntentState::Missing { what });
+                Some(None)
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot load the intent; keeping the last good one");
+                publish(state, IntentState::Invalid { error });
+                None
+            }
+        }
     }
 }
 

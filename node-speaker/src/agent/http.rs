@@ -1,10 +1,11 @@
 //! The speaker's HTTP endpoints: the shared `/healthz`, `/readyz`, `/metrics` plus
 //! `/status`.
 //!
-//! `/readyz` is 200 once the source has delivered its first answer, *including* "no intent
-//! for this Node": a Node outside every policy runs an idle speaker, and a DaemonSet rollout
-//! must not stall on it. `/status` is the `BGPNodeIntent.status` the speaker would write,
-//! as JSON (in standalone mode, the only place it is visible).
+//! `/readyz` is 200 only while a valid intent is loaded ([`super::readiness`]; with
+//! `--ready-without-intent` also when there is none); otherwise 503 with what is wrong (not
+//! read yet, missing, or the field and rule that failed). `/status`
+//! is the `BGPNodeIntent.status` the speaker would write, as JSON (in standalone mode, the
+//! only place it is visible).
 
 use std::sync::Arc;
 
@@ -12,17 +13,22 @@ use axum::{Json, Router, extract::State, http::StatusCode, response::IntoRespons
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
-use super::NodeStatus;
+use super::{NodeStatus, readiness};
 
 pub fn router(
     registry: Arc<Registry>,
-    ready: watch::Receiver<bool>,
+    intent: readiness::Readiness,
     status: watch::Receiver<NodeStatus>,
 ) -> Router {
     let own = Router::new()
         .route("/status", get(status_json))
         .with_state(status);
-    bgpintent_telemetry::router(registry, ready, "intent not read yet\n").merge(own)
+    let ready = Router::new()
+        .route("/readyz", get(readiness::readyz))
+        .with_state(intent);
+    bgpintent_telemetry::health_and_metrics(registry)
+        .merge(own)
+        .merge(ready)
 }
 
 async fn status_json(State(status): State<watch::Receiver<NodeStatus>>) -> impl IntoResponse {

@@ -30,7 +30,7 @@ use kube::{
 };
 use tokio::sync::{Notify, watch};
 
-use super::{Desired, NodeStatus, Password};
+use super::{Desired, IntentState, NodeStatus, Password, readiness::publish};
 
 /// Field manager of the speaker's status writes.
 pub const FIELD_MANAGER: &str = "bgp-intent-speaker";
@@ -76,7 +76,10 @@ where
                 Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {}
                 Ok(_) => poke.notify_one(),
                 // Fail static: the store keeps what it had.
-                Err(error) => tracing::warn!(%error, "watch failed; keeping the last known intent"),
+                Err(error) => {
+                    let error = bgpintent_telemetry::watch_error(&error);
+                    tracing::warn!(%error, "watch failed; keeping the last known intent")
+                }
             }
         }
     })
@@ -89,14 +92,14 @@ struct Sets {
 }
 
 impl KubeSource {
-    /// Follows the cluster; `ready` flips once the first answer (intent or none) is known.
-    pub fn follow(self, ready: watch::Sender<bool>) -> watch::Receiver<Option<Desired>> {
+    /// Follows the cluster; `state` says whether the intent is loaded, missing or invalid.
+    pub fn follow(self, state: watch::Sender<IntentState>) -> watch::Receiver<Option<Desired>> {
         let (tx, rx) = watch::channel(None);
-        tokio::spawn(self.run(tx, ready));
+        tokio::spawn(self.run(tx, state));
         rx
     }
 
-    async fn run(self, tx: watch::Sender<Option<Desired>>, ready: watch::Sender<bool>) {
+    async fn run(self, tx: watch::Sender<Option<Desired>>, state: watch::Sender<IntentState>) {
         let poke = Arc::new(Notify::new());
         let intents: Api<BGPNodeIntent> = Api::all(self.client.clone());
         let writer = reflector::store::Writer::default();
@@ -117,6 +120,15 @@ impl KubeSource {
                     if let Some(s) = sets.take() {
                         s.task.abort();
                     }
+                    publish(
+                        &state,
+                        IntentState::Missing {
+                            what: format!(
+                                "no BGPNodeIntent {} (no BGPPolicy selects this Node, or the controller has not written it yet)",
+                                self.node
+                            ),
+                        },
+                    );
                     Some(None)
                 }
                 Some(object) => {
@@ -134,8 +146,19 @@ impl KubeSource {
                         let _ = store.wait_until_ready().await;
                         sets = Some(Sets { policy, store, task });
                     }
-                    self.desired(&object, sets.as_ref().map(|s| &s.store), &mut passwords)
-                        .await
+                    let d = self
+                        .desired(&object, sets.as_ref().map(|s| &s.store), &mut passwords)
+                        .await;
+                    match d {
+                        Ok(d) => {
+                            publish(&state, IntentState::Loaded);
+                            Some(Some(d))
+                        }
+                        Err(error) => {
+                            publish(&state, IntentState::Invalid { error });
+                            None
+                        }
+                    }
                 }
             };
             if let Some(desired) = desired {
@@ -147,7 +170,6 @@ impl KubeSource {
                         true
                     }
                 });
-                ready.send_replace(true);
             }
             let missing_password = tx.borrow().as_ref().is_some_and(|d| {
                 d.intent
@@ -166,18 +188,20 @@ impl KubeSource {
         }
     }
 
-    /// The desired state for `object`, or `None` when it cannot be parsed (keep the last).
+    /// The desired state for `object`, or the error (naming the field) when it cannot be
+    /// parsed: the caller keeps the last good one.
     async fn desired(
         &self,
         object: &BGPNodeIntent,
         sets: Option<&Store<BGPAdvertisementSet>>,
         cache: &mut BTreeMap<(String, String), (String, Password)>,
-    ) -> Option<Option<Desired>> {
+    ) -> Result<Desired, String> {
         let intent = match parse_node_intent_without_sources(&self.node, &object.spec) {
             Ok(i) => i,
             Err(error) => {
+                let error = format!("BGPNodeIntent {}: {error}", self.node);
                 tracing::error!(%error, "the intent does not parse; keeping the last good one");
-                return None;
+                return Err(error);
             }
         };
         let mut set_prefixes = BTreeMap::new();
@@ -201,12 +225,12 @@ impl KubeSource {
                 passwords.insert(reference.clone(), p);
             }
         }
-        Some(Some(Desired {
+        Ok(Desired {
             intent,
             generation: object.metadata.generation,
             set_prefixes,
             passwords,
-        }))
+        })
     }
 
     /// The value behind a reference; read again only when its revision is new. On a read
@@ -250,6 +274,7 @@ impl KubeSource {
                 }
             }
             Err(error) => {
+                let error = bgpintent_telemetry::api_error(&error);
                 tracing::warn!(secret = %reference.secret_name, %error, "cannot read the passwords Secret; retrying");
                 cache.get(&key).map(|(_, v)| v.clone())
             }
@@ -257,7 +282,8 @@ impl KubeSource {
     }
 }
 
-/// Writes the intent's status when it changes, at most once per `interval`.
+/// Writes the intent's status when it changes, at most once per `interval`, until
+/// `shutdown`; a write in flight is abandoned then (the API client bounds each request too).
 pub async fn write_status(
     client: Client,
     node: String,
@@ -265,12 +291,23 @@ pub async fn write_status(
     interval: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    tokio::select! {
+        () = write_status_loop(client, node, &mut status, interval) => {}
+        _ = shutdown.wait_for(|s| *s) => {}
+    }
+}
+
+async fn write_status_loop(
+    client: Client,
+    node: String,
+    status: &mut watch::Receiver<NodeStatus>,
+    interval: Duration,
+) {
     let api: Api<BGPNodeIntent> = Api::all(client);
     let mut written: Option<BGPNodeIntentStatus> = None;
     loop {
-        tokio::select! {
-            changed = status.changed() => if changed.is_err() { return },
-            _ = shutdown.wait_for(|s| *s) => return,
+        if status.changed().await.is_err() {
+            return;
         }
         tokio::time::sleep(interval).await;
         let now = status.borrow_and_update().clone();
@@ -293,6 +330,7 @@ pub async fn write_status(
         {
             Ok(_) => written = Some(api_status),
             Err(error) => {
+                let error = bgpintent_telemetry::api_error(&error);
                 tracing::warn!(%error, "cannot write the intent status; will retry");
                 // Retry soon even without a new change.
                 status.mark_changed();

@@ -47,6 +47,12 @@ pub struct SpeakerMetrics {
     /// NOTIFICATIONs we sent because of an error on the peer's side.
     pub notifications_sent: Fam<PeerLabel, Counter>,
     pub prefixes_announced: Fam<FamilyLabel, Gauge>,
+    /// 1 while a valid intent is loaded (see `readiness`), 0 before, when missing or invalid.
+    pub intent_loaded: Gauge,
+    /// Times the intent was found invalid (each distinct failure once).
+    pub intent_load_errors: Counter,
+    /// Unix time of the last invalid intent (0: never).
+    pub intent_last_error_time: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl SpeakerMetrics {
@@ -83,6 +89,21 @@ impl SpeakerMetrics {
             "prefixes_announced",
             "Prefixes announced per peer and family",
             m.prefixes_announced.clone(),
+        );
+        r.register(
+            "intent_loaded",
+            "1 while a valid intent is loaded; 0 before, or when it is missing or invalid",
+            m.intent_loaded.clone(),
+        );
+        r.register(
+            "intent_load_errors",
+            "Times the intent was found invalid",
+            m.intent_load_errors.clone(),
+        );
+        r.register(
+            "intent_last_error_timestamp_seconds",
+            "Unix time the intent was last found invalid (0: never)",
+            m.intent_last_error_time.clone(),
         );
         m
     }

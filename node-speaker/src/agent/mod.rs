@@ -23,6 +23,7 @@ pub mod http;
 pub mod kube;
 pub mod metrics;
 pub mod peer;
+pub mod readiness;
 pub mod status;
 
 use std::{
@@ -40,6 +41,7 @@ use crate::{
 pub use desired::{Desired, Password};
 use metrics::SpeakerMetrics;
 use peer::{Command, PeerHandle, PeerReport, PeerStart};
+pub use readiness::IntentState;
 pub use status::NodeStatus;
 
 /// How the process is stopping.
@@ -128,9 +130,21 @@ pub async fn run(
     let stop = match kind {
         Shutdown::Restart | Shutdown::Running => Stop::Restart,
     };
-    for (_, p) in std::mem::take(&mut agent.peers) {
+    // Every session is told at once and given the same 2 s: a peer that stopped reading
+    // must not delay the others' close (nor the process's exit).
+    let peers = std::mem::take(&mut agent.peers);
+    for p in peers.values() {
         let _ = p.handle.commands.send(Command::Stop(stop.clone()));
-        let _ = tokio::time::timeout(Duration::from_secs(2), p.handle.task).await;
+    }
+    let tasks: Vec<_> = peers.into_values().map(|p| p.handle.task).collect();
+    let aborts: Vec<_> = tasks.iter().map(|t| t.abort_handle()).collect();
+    if tokio::time::timeout(Duration::from_secs(2), futures::future::join_all(tasks))
+        .await
+        .is_err()
+    {
+        for a in aborts {
+            a.abort();
+        }
     }
 }
 

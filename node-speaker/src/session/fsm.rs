@@ -293,7 +293,9 @@ impl Session {
                     None => DownReason::ConnectionClosed,
                     Some(error) => DownReason::TransportError { error },
                 };
-                self.connected = false;
+                // Still `connected` here, so `down` emits `Close`: the agent must drop its half
+                // of the dead connection (a peer that closed without a NOTIFICATION left us in
+                // CLOSE-WAIT, and the slot kept refusing the peer's reconnects).
                 self.down(now, reason, None, &mut out)
             }
             (
