@@ -4,13 +4,17 @@
 //! the fault needs a new request (a watch) to bite, a Service is created during the fault,
 //! and then:
 //! * the new Service's IP reaches both routers from both Nodes (no lost update), and
-//! * at every 250 ms poll before that, the routers showed exactly the old routes, and after
-//!   it exactly the new ones (no withdrawal, no flap).
+//! * at every 250 ms poll before that, the routers showed the old routes unchanged, and the
+//!   new prefix at most from the Nodes that announce it in the end (the speakers apply a
+//!   change one after the other): no withdrawal, no flap.
 //!
 //! Faults: 409 on writes, 429 with Retry-After, 500 and 503, slow answers, accepted but
-//! silent watches, watches cut mid-event, 410 Gone (and a compacted history). Last, the
-//! Lease is taken by another identity while the leader writes a burst: the leader steps down
-//! and no write of its client is persisted from then until the Lease is taken back.
+//! silent watches, watches cut mid-event, 410 Gone (and a compacted history): one test,
+//! every case reported, failing at the end if any did.
+//!
+//! A second test takes the Lease (PUT with another holder) while the leader's writes are in
+//! flight: the leader steps down and no write of its client is persisted from then until a
+//! replica takes the Lease back.
 
 use std::{
     collections::BTreeSet,
@@ -119,6 +123,21 @@ fn written(c: &Cluster, prefix: &str) -> bool {
     })
 }
 
+/// Whether `got` lies on the way from `before` to `after` (where `after` only adds
+/// prefixes): every route of `before` as it was, and any other prefix one of `after`'s with
+/// a subset of its next hops.
+fn transitional(before: &Tables, after: &Tables, got: &Tables) -> bool {
+    after.iter().all(|(key, a)| {
+        let (Ok(a), Some(Ok(g)), Some(Ok(b))) = (a, got.get(key), before.get(key)) else {
+            return false;
+        };
+        b.iter().all(|(p, nh)| g.get(p) == Some(nh))
+            && g.iter()
+                .filter(|(p, _)| !b.contains_key(*p))
+                .all(|(p, nh)| a.get(p).is_some_and(|want| nh.is_subset(want)))
+    })
+}
+
 /// Runs one case; `Err` describes what went wrong (the test goes on with the next case
 /// and fails at the end, so one run shows every fault that is not ridden through).
 fn run_case(c: &Cluster, case: &Case, prefixes: &mut BTreeSet<String>, n: u8) -> Result<Outcome, String> {
@@ -182,20 +201,21 @@ fn run_case(c: &Cluster, case: &Case, prefixes: &mut BTreeSet<String>, n: u8) ->
             Instant::now()
         }
     };
-    // Every poll until then: old or new routes, nothing else.
-    let (polls, _) = c.routes().deviations(start, reached, &before);
-    let bad: Vec<String> = c
-        .routes()
-        .between(start, reached)
+    // Every poll until then: the routes from before unchanged, and the new prefix, if
+    // there, from some of the Nodes that announce it in the end (speakers apply a change
+    // one after the other) — no withdrawal, no other change.
+    let samples = c.routes().between(start, reached);
+    let bad: Vec<String> = samples
         .iter()
-        .filter(|s| s.tables != before && s.tables != after)
+        .filter(|s| !transitional(&before, &after, &s.tables))
         .take(5)
         .map(|s| diff(&after, &s.tables))
         .collect();
     if !bad.is_empty() {
         problems.push(format!(
-            "routes other than before/after the change at {} of {polls} polls: {bad:?}",
-            bad.len()
+            "routes other than the old ones plus the new prefix at {} of {} polls: {bad:?}",
+            bad.len(),
+            samples.len()
         ));
     }
     for p in c.controllers.iter().chain(&c.speakers) {
@@ -236,15 +256,11 @@ fn run_case(c: &Cluster, case: &Case, prefixes: &mut BTreeSet<String>, n: u8) ->
     ))
 }
 
-#[test]
-fn e2e_faults() {
-    const TEST: &str = "e2e_faults";
-    if !cluster::require(TEST) {
-        return;
-    }
-    let suite = Instant::now();
+/// Two Nodes of one cluster-wide policy, a dual-stack ClusterIP Service, both controllers
+/// and both speakers; returns once the routers have the Service's IPs.
+fn setup(test: &str) -> (Cluster, BTreeSet<String>) {
     let mut c =
-        Cluster::up(TEST, vec![NodeSpec::new(1, AS), NodeSpec::new(2, AS)]).unwrap_or_else(|e| panic!("{e}"));
+        Cluster::up(test, vec![NodeSpec::new(1, AS), NodeSpec::new(2, AS)]).unwrap_or_else(|e| panic!("{e}"));
     for ns in [NAMESPACE, "shop"] {
         apply(&c, &objects::namespace(ns));
     }
@@ -260,13 +276,24 @@ fn e2e_faults() {
     c.watch_routes();
     c.start_controllers().unwrap_or_else(|e| c.fail("controllers", e));
     c.start_speakers().unwrap_or_else(|e| c.fail("speakers", e));
-    let mut prefixes: BTreeSet<String> = ["203.0.113.10/32", "2001:db8:10::10/128"]
+    let prefixes: BTreeSet<String> = ["203.0.113.10/32", "2001:db8:10::10/128"]
         .map(String::from)
         .into();
     let want = tables(&c, &prefixes);
     if let Err(last) = c.routes().wait(Duration::from_secs(60), |t| *t == want) {
         c.fail("first routes", diff(&want, &last.tables));
     }
+    (c, prefixes)
+}
+
+#[test]
+fn e2e_faults() {
+    const TEST: &str = "e2e_faults";
+    if !cluster::require(TEST) {
+        return;
+    }
+    let suite = Instant::now();
+    let (c, mut prefixes) = setup(TEST);
     let (lead, _) = leader(&c, None, Duration::from_secs(30));
     let speakers: Vec<String> = c.speakers.iter().map(|s| s.name().to_owned()).collect();
     let (s1, s2) = (speakers[0].as_str(), speakers[1].as_str());
@@ -453,7 +480,37 @@ fn e2e_faults() {
         }
     }
 
-    // --- the Lease taken by another identity while the leader writes -----------------------
+    let (n, bad) = c.probes.liveness_failures();
+    assert!(bad.is_empty(), "liveness not 200 ({} of {n}): {bad:?}", bad.len());
+    let intents = c
+        .api
+        .list(CRD_API, "BGPNodeIntent")
+        .unwrap_or_else(|e| c.fail("list", e));
+    assert_eq!(intents.len(), 2);
+    eprintln!(
+        "e2e_faults: SUMMARY {:.1} s; {figures:?}",
+        suite.elapsed().as_secs_f64()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {} fault cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n\n")
+    );
+}
+
+/// The Lease PUT with another holder while the leader's writes are in flight: the leader
+/// reports follower, and no write of its client is persisted from then until a replica
+/// takes the Lease back from the holder that never renews.
+#[test]
+fn e2e_lease_taken_while_writing() {
+    const TEST: &str = "e2e_lease_taken";
+    if !cluster::require(TEST) {
+        return;
+    }
+    let (c, mut prefixes) = setup(TEST);
+    let mut failures: Vec<String> = Vec::new();
     let (lead, _) = leader(&c, None, Duration::from_secs(30));
     let li = c.controller_index(&lead).unwrap();
     let lease_name = c.chart.controller.flag("--lease-name").unwrap().to_owned();
@@ -535,7 +592,17 @@ fn e2e_faults() {
     let late: Vec<String> = log
         .iter()
         .filter(|w| w.client == lead && w.persisted && w.at_ms > step_ms && w.at_ms + 500 < retaken_ms)
-        .map(|w| format!("#{} +{} ms {} {}", w.index, w.at_ms - taken_ms, w.method, w.path))
+        .map(|w| {
+            format!(
+                "#{} {} {} landed {} ms after the Lease was taken (the server held the leader's \
+                 writes 1500 ms: sent at about {} ms)",
+                w.index,
+                w.method,
+                w.path,
+                w.at_ms as i64 - taken_ms as i64,
+                w.at_ms as i64 - taken_ms as i64 - 1500
+            )
+        })
         .collect();
     c.api.clear_fault(slow).ok();
     let by_leader = |from: u64, to: u64| {
@@ -566,22 +633,5 @@ fn e2e_faults() {
         c.fail("the burst after the Lease came back", diff(&after, &last.tables));
     }
 
-    let (n, bad) = c.probes.liveness_failures();
-    assert!(bad.is_empty(), "liveness not 200 ({} of {n}): {bad:?}", bad.len());
-    let intents = c
-        .api
-        .list(CRD_API, "BGPNodeIntent")
-        .unwrap_or_else(|e| c.fail("list", e));
-    assert_eq!(intents.len(), 2);
-    eprintln!(
-        "e2e_faults: SUMMARY {:.1} s; {figures:?}",
-        suite.elapsed().as_secs_f64()
-    );
-    assert!(
-        failures.is_empty(),
-        "{} of {} fault cases failed:\n{}",
-        failures.len(),
-        cases.len() + 1,
-        failures.join("\n\n")
-    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

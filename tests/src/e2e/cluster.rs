@@ -71,33 +71,24 @@ impl NodeSpec {
     }
 }
 
-/// Where `helm` and `kubectl` are: `target/tools/bin` (installed by `scripts/k8s-tools`,
-/// which is run once if they are missing), or the helm `scripts/chart-check` installs.
+/// `helm` or `kubectl`, as `scripts/k8s-tools` installs them (pinned, checksum-verified) in
+/// `target/tools/bin`. The script is run once per test process (it is idempotent and checks
+/// the versions), so a fresh machine needs nothing installed by hand.
 pub fn tool(name: &str) -> Option<PathBuf> {
-    let tools = chart::repo_root().join("target/tools");
-    let find = || {
-        let bin = tools.join("bin").join(name);
-        if bin.is_file() {
-            return Some(bin);
-        }
-        std::fs::read_dir(&tools)
-            .ok()?
-            .flatten()
-            .map(|e| e.path().join(name))
-            .find(|p| p.is_file() && p.parent().is_some_and(|d| d.to_string_lossy().contains(name)))
-    };
-    if let Some(p) = find() {
-        return Some(p);
-    }
     static INSTALL: std::sync::Once = std::sync::Once::new();
-    let script = chart::repo_root().join("scripts/k8s-tools");
-    if script.is_file() {
-        INSTALL.call_once(|| {
-            let status = std::process::Command::new(&script).status();
-            eprintln!("e2e: {} → {status:?}", script.display());
-        });
-    }
-    find()
+    let root = chart::repo_root();
+    INSTALL.call_once(|| {
+        let script = root.join("scripts/k8s-tools");
+        match std::process::Command::new(&script)
+            .stdout(std::process::Stdio::null())
+            .status()
+        {
+            Ok(s) if s.success() => {}
+            other => eprintln!("e2e: {} failed: {other:?}", script.display()),
+        }
+    });
+    let bin = root.join("target/tools/bin").join(name);
+    bin.is_file().then_some(bin)
 }
 
 /// Whether the suite can run (root, routers, helm, kubectl); see [`lab::require`]: under
