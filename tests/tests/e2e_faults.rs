@@ -517,7 +517,8 @@ fn e2e_lease_taken_while_writing() {
     let lease_duration =
         bgpintent_api::parse_duration(c.chart.controller.flag("--lease-duration").unwrap()).unwrap();
     // The leader's writes of generated objects answer 1.5 s late, so a pass is still writing
-    // when the Lease is taken: a burst of Services starts one.
+    // when the Lease is taken: a burst of Services starts one that writes two sets, one
+    // after the other.
     let slow = c
         .api
         .fault(&fault(
@@ -531,12 +532,14 @@ fn e2e_lease_taken_while_writing() {
         .unwrap_or_else(|e| c.fail("fault", e));
     let burst_index = c.api.writes(u64::MAX).map(|(n, _)| n).unwrap_or_default();
     for k in 0..20u8 {
-        let ip = format!("203.0.113.{}", 200 + k);
+        // Dual-stack: the pass writes the IPv4 set, then the IPv6 set (1.5 s each).
+        let (ip, ip6) = (format!("203.0.113.{}", 200 + k), format!("2001:db8:200::{k}"));
         apply(
             &c,
-            &objects::service(&format!("burst{k}"), "ClusterIP", &[&ip], None),
+            &objects::service(&format!("burst{k}"), "ClusterIP", &[&ip, &ip6], None),
         );
         prefixes.insert(format!("{ip}/32"));
+        prefixes.insert(format!("{ip6}/128"));
     }
     std::thread::sleep(Duration::from_millis(700)); // debounce (200 ms), then the pass writes
     // GET, then PUT with its resourceVersion; a renewal in between answers 409: again.

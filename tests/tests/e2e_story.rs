@@ -41,6 +41,8 @@ const ALL_AS: u32 = 64512;
 const EDGE_AS: u32 = 64513;
 /// How long a change may take to reach the routers.
 const CHANGE: Duration = Duration::from_secs(30);
+/// How long a change made after the 60 s outage may take (reconnect backoff included).
+const RESYNC: Duration = Duration::from_secs(90);
 
 /// Expected routes: prefix → indexes (0-based) of the Nodes announcing it.
 type Want = Vec<(&'static str, Vec<usize>)>;
@@ -144,6 +146,18 @@ fn intent_writes(c: &Cluster, since: u64, client: &str) -> Vec<String> {
         })
         .map(|w| format!("#{} {} {}", w.index, w.method, w.path))
         .collect()
+}
+
+/// Whether a BGPAdvertisementSet or BGPNodeIntent in the API server mentions `prefix`.
+fn mentions(c: &Cluster, prefix: &str) -> bool {
+    let quoted = format!("\"{prefix}\"");
+    ["BGPAdvertisementSet", "BGPNodeIntent"].iter().any(|kind| {
+        c.api
+            .list(CRD_API, kind)
+            .unwrap_or_default()
+            .iter()
+            .any(|o| o["spec"].to_string().contains(&quoted))
+    })
 }
 
 fn write_index(c: &Cluster) -> u64 {
@@ -299,6 +313,12 @@ fn e2e_story() {
 
     // --- 3. SIGKILL of the leader --------------------------------------------------------
     let since = write_index(&c);
+    // The write log names each client (its kubeconfig token): the leader's writes so far are
+    // there, so "no rewrite by the new leader" below can fail.
+    assert!(
+        !intent_writes(&c, 0, &leader).is_empty(),
+        "no write of the leader {leader} in the API server's log: writes are not attributed"
+    );
     let from = Instant::now();
     let li = c.controller_index(&leader).unwrap();
     c.controllers[li].kill();
@@ -342,13 +362,35 @@ fn e2e_story() {
         &objects::service("web2", "ClusterIP", &["203.0.113.11"], None),
     );
     want.push(("203.0.113.11/32", vec![0, 1]));
-    let resync = reach(&c, &tables(&c, &want), "change after the outage");
+    // When the controller has written it, and when both routers have it: the clients'
+    // reconnect backoff after 60 s of refused connections decides both.
+    let after_outage = tables(&c, &want);
+    let mut written = None;
+    let resync = loop {
+        if written.is_none() && mentions(&c, "203.0.113.11/32") {
+            written = Some(back.elapsed());
+        }
+        let sample = c.routes().next_after(Instant::now());
+        if sample.tables == after_outage {
+            break sample.at.duration_since(back);
+        }
+        if back.elapsed() > RESYNC {
+            c.fail(
+                "change after the outage",
+                format!(
+                    "not at the routers after {RESYNC:?} (controller wrote it after {written:?}): {}",
+                    diff(&after_outage, &sample.tables)
+                ),
+            );
+        }
+    };
     eprintln!(
-        "{TEST}: API server back; a Service created then reached both routers after {:.1} s",
-        back.elapsed().as_secs_f64()
+        "{TEST}: API server back; a Service created then was in a set after {} s and at both routers after {:.1} s",
+        written
+            .map(|w| format!("{:.1}", w.as_secs_f64()))
+            .unwrap_or("<= that".into()),
+        resync.as_secs_f64()
     );
-    let _ = resync;
-    let resync = back.elapsed();
     let steady = tables(&c, &want);
 
     // --- 5. SIGTERM one speaker, start it again: graceful restart ------------------------
@@ -456,6 +498,15 @@ fn e2e_story() {
         "{TEST}: policy `all` deleted; its Nodes' routes gone after {:.2} s",
         t.elapsed().as_secs_f64()
     );
+    // A speaker whose intent is gone is not ready (readiness: "a loaded, valid intent").
+    let spk1 = c.speaker("node-1");
+    if let Err(e) =
+        bgpintent_tests::lab::wait_until("node-1 speaker not ready", Duration::from_secs(10), || {
+            Ok((spk1.probe(&spk1.container.readiness).ok() == Some(503)).then_some(()))
+        })
+    {
+        c.fail("readiness without an intent", e);
+    }
     let node1 = c.nodes[0].v4;
     let ceased = bgpintent_tests::lab::wait_until("Cease at BIRD and FRR", Duration::from_secs(10), || {
         let bird = std::fs::read_to_string(c.bird.process().log_path()).unwrap_or_default();
