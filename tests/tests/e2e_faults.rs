@@ -303,8 +303,11 @@ fn e2e_faults() {
 
     let cases = [
         Case {
-            name: "409 on the leader's writes",
-            faults: vec![fault(writes, Some("/bgp"), None, Some(l), Some(3), status(409))],
+            name: "409 on writes of both binaries",
+            faults: vec![
+                fault(writes, Some("/bgp"), None, Some(l), Some(3), status(409)),
+                fault(writes, Some("/status"), None, Some(s1), Some(3), status(409)),
+            ],
             bounce: false,
             compact: false,
         },

@@ -275,6 +275,7 @@ fn e2e_story() {
     let pods: Vec<_> = c.controllers.iter().chain(&c.speakers).collect();
     c.wait_ready(&pods, Duration::from_secs(30))
         .unwrap_or_else(|e| c.fail("readiness", e));
+    let ready_at = Instant::now();
     let (leader, _) = wait_leader(&c, None, Duration::from_secs(30));
     let intents = c
         .api
@@ -312,6 +313,12 @@ fn e2e_story() {
     std::thread::sleep(Duration::from_secs(2)); // last status writes settle
 
     // --- 3. SIGKILL of the leader --------------------------------------------------------
+    // Readiness 200 at every probe of every process since all were ready.
+    for p in c.controllers.iter().chain(&c.speakers) {
+        let r = c.probes.readiness(p.name(), ready_at, Instant::now());
+        let bad: Vec<_> = r.iter().filter(|r| **r != Ok(200)).collect();
+        assert!(!r.is_empty() && bad.is_empty(), "{} readiness since ready: {bad:?} of {}", p.name(), r.len());
+    }
     let since = write_index(&c);
     // The write log names each client (its kubeconfig token): the leader's writes so far are
     // there, so "no rewrite by the new leader" below can fail.
