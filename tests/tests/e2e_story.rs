@@ -317,7 +317,12 @@ fn e2e_story() {
     for p in c.controllers.iter().chain(&c.speakers) {
         let r = c.probes.readiness(p.name(), ready_at, Instant::now());
         let bad: Vec<_> = r.iter().filter(|r| **r != Ok(200)).collect();
-        assert!(!r.is_empty() && bad.is_empty(), "{} readiness since ready: {bad:?} of {}", p.name(), r.len());
+        assert!(
+            !r.is_empty() && bad.is_empty(),
+            "{} readiness since ready: {bad:?} of {}",
+            p.name(),
+            r.len()
+        );
     }
     let since = write_index(&c);
     // The write log names each client (its kubeconfig token): the leader's writes so far are
