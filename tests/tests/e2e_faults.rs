@@ -189,6 +189,18 @@ fn run_case(c: &Cluster, case: &Case, prefixes: &mut BTreeSet<String>, n: u8) ->
         let _ = c.api.clear_fault(*id);
     }
     let mut problems = Vec::new();
+    // A fault that never matched a request tested nothing (the server reports what is left
+    // of `times`).
+    for (id, f) in ids.iter().zip(&case.faults) {
+        let left = remaining
+            .as_ref()
+            .and_then(|r| r["faults"].as_array())
+            .and_then(|fs| fs.iter().find(|x| x["id"].as_u64() == Some(*id)))
+            .and_then(|x| x["remaining"].as_u64());
+        if left.is_some() && left == f["times"].as_u64() {
+            problems.push(format!("fault never matched a request: {f}"));
+        }
+    }
     let reached = match (&outcome.routers, &last) {
         (Some(_), Some(s)) => s.at,
         (_, last) => {
