@@ -184,7 +184,24 @@ fn run_case(c: &Cluster, case: &Case, prefixes: &mut BTreeSet<String>, n: u8) ->
         }
         last = Some(sample);
     }
-    let remaining = c.api.faults().ok();
+    // Faults on status writes bite after the routes are sent (the speaker writes its status
+    // then): keep every fault until it has matched once, up to 15 s more.
+    let unmatched = |r: &Option<Value>| {
+        ids.iter().zip(&case.faults).any(|(id, f)| {
+            let left = r
+                .as_ref()
+                .and_then(|r| r["faults"].as_array())
+                .and_then(|fs| fs.iter().find(|x| x["id"].as_u64() == Some(*id)))
+                .and_then(|x| x["remaining"].as_u64());
+            left.is_some() && left == f["times"].as_u64()
+        })
+    };
+    let mut remaining = c.api.faults().ok();
+    let grace = Instant::now();
+    while unmatched(&remaining) && grace.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(200));
+        remaining = c.api.faults().ok();
+    }
     for id in &ids {
         let _ = c.api.clear_fault(*id);
     }
@@ -247,6 +264,27 @@ fn run_case(c: &Cluster, case: &Case, prefixes: &mut BTreeSet<String>, n: u8) ->
             .map(|d| format!("{:.1}", d.as_secs_f64()))
             .unwrap_or("never".into()),
     );
+    // The speakers' status catches up too: every peer of every Node reports the IPv4 routes
+    // sent (a status write refused during the fault is not lost).
+    let v4 = prefixes.iter().filter(|p| p.contains('.')).count() as u64;
+    let status_ok = bgpintent_tests::lab::wait_until("status prefixesSent", Duration::from_secs(20), || {
+        let intents = c.api.list(CRD_API, "BGPNodeIntent").unwrap_or_default();
+        let ok = intents.len() == c.nodes.len()
+            && intents.iter().all(|i| {
+                let peers = i["status"]["peers"].as_array().cloned().unwrap_or_default();
+                !peers.is_empty()
+                    && peers
+                        .iter()
+                        .filter(|p| p["address"].as_str().is_some_and(|a| a.contains('.')))
+                        .all(|p| p["prefixesSent"]["ipv4"].as_u64() == Some(v4))
+            });
+        Ok(ok.then_some(()))
+    });
+    if let Err(e) = status_ok {
+        problems.push(format!(
+            "speakers' status never showed {v4} IPv4 prefixes sent: {e}"
+        ));
+    }
     if problems.is_empty() {
         return Ok(outcome);
     }
