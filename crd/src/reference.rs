@@ -58,7 +58,11 @@ pub fn api_reference() -> String {
             let list: Vec<String> = columns
                 .iter()
                 .map(|c| {
-                    let wide = if c.priority.unwrap_or(0) > 0 { ", `-o wide` only" } else { "" };
+                    let wide = if c.priority.unwrap_or(0) > 0 {
+                        ", `-o wide` only"
+                    } else {
+                        ""
+                    };
                     format!("{} (`{}`{wide})", c.name, c.json_path)
                 })
                 .collect();

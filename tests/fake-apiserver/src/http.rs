@@ -81,6 +81,18 @@ fn parse_path(shared: &Shared, path: &str) -> Result<Target, ApiError> {
     })
 }
 
+/// The media type of a Table answer, as the apiserver labels it.
+const TABLE_JSON: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";
+
+fn table_response(body: &Value) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, TABLE_JSON)],
+        body.to_string(),
+    )
+        .into_response()
+}
+
 fn json_response(code: StatusCode, body: &Value) -> Response {
     (
         code,
@@ -143,6 +155,7 @@ pub async fn handle(
         .take(method.as_str(), uri.path(), watch, &client);
     let mut cut_after = None;
     if let Some((id, action)) = fault {
+        tracing::info!(fault = id, %method, path = uri.path(), client, ?action, "fault injected");
         let record_fault = || {
             if is_write(&method) {
                 record(&shared, &method, &uri, &headers, &body, false, Some(id));
@@ -305,7 +318,10 @@ async fn route(
     let include = query.get("includeObject").map_or("Metadata", String::as_str);
     let ns = target.namespace.as_str();
     match (method.clone(), target.name.as_deref()) {
-        (Method::GET, None) if is_watch(query) => watch(shared, &target, query, cut_after),
+        (Method::GET, None) if is_watch(query) => {
+            let table = as_table.then(|| include.to_owned());
+            watch(shared, &target, query, cut_after, table)
+        }
         (Method::GET, None) => {
             let labels = LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))
                 .map_err(|e| ApiError::new(400, "BadRequest", e))?;
@@ -316,10 +332,12 @@ async fn route(
             let (items, rv) = store.list(target.ty, scope, &labels, &fields);
             let t = &store.types[target.ty];
             if as_table {
-                return Ok(json_response(
-                    StatusCode::OK,
-                    &table::table(t, &items, Some(rv.to_string()), include),
-                ));
+                return Ok(table_response(&table::table(
+                    t,
+                    &items,
+                    Some(rv.to_string()),
+                    include,
+                )));
             }
             Ok(json_response(
                 StatusCode::OK,
@@ -332,10 +350,12 @@ async fn route(
             let object = store.get(target.ty, ns, name)?;
             if as_table && !target.status {
                 let rv = object["metadata"]["resourceVersion"].as_str().map(str::to_owned);
-                return Ok(json_response(
-                    StatusCode::OK,
-                    &table::table(&store.types[target.ty], &[object], rv, include),
-                ));
+                return Ok(table_response(&table::table(
+                    &store.types[target.ty],
+                    &[object],
+                    rv,
+                    include,
+                )));
             }
             Ok(json_response(StatusCode::OK, &object))
         }
@@ -422,6 +442,7 @@ fn watch(
     target: &Target,
     query: &HashMap<String, String>,
     cut_after: Option<u64>,
+    table: Option<String>,
 ) -> Result<Response, ApiError> {
     let labels = LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))
         .map_err(|e| ApiError::new(400, "BadRequest", e))?;
@@ -473,10 +494,25 @@ fn watch(
     let last = start
         .unwrap_or(store.resource_version())
         .max(store.resource_version());
+    let ty_def = store.types[ty].clone();
     drop(store);
+    let content_type = if table.is_some() {
+        TABLE_JSON
+    } else {
+        "application/json"
+    };
     let gone = backlog.first().is_some_and(|(k, _)| k == "ERROR");
-    let line =
-        |kind: &str, object: &Value| Bytes::from(format!("{}\n", json!({"type": kind, "object": object})));
+    // With a Table requested (`kubectl get -w`), each event carries a one-row Table.
+    let line = move |kind: &str, object: &Value| {
+        let object = match &table {
+            Some(include) if kind != "ERROR" => {
+                let rv = object["metadata"]["resourceVersion"].as_str().map(str::to_owned);
+                table::table(&ty_def, std::slice::from_ref(object), rv, include)
+            }
+            _ => object.clone(),
+        };
+        Bytes::from(format!("{}\n", json!({"type": kind, "object": object})))
+    };
     // The backlog is already filtered: the initial list by the selectors, history events by
     // `as_seen_by`.
     let first: Vec<Bytes> = backlog.iter().map(|(kind, object)| line(kind, object)).collect();
@@ -531,12 +567,17 @@ fn watch(
             *failed = item.is_err();
             std::future::ready(Some(item))
         })
-        .map(|item| {
+        .then(|item| async move {
+            if item.is_err() {
+                // Let hyper flush the events already sent: it drops unflushed bytes when the
+                // body fails.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             item.map_err(|()| std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "watch cut"))
         });
     Ok(Response::builder()
         .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_TYPE, content_type)
         .body(Body::from_stream(stream))
         .expect("response"))
 }

@@ -1,15 +1,21 @@
-//! An in-memory Kubernetes API server over real HTTP, for tests of code built on kube-runtime.
+//! An in-memory Kubernetes API server over real HTTP, for tests of code built on kube-runtime,
+//! of the shipped binaries as processes, and of what real `kubectl` prints.
 //!
 //! No kube-apiserver can run in CI (none is packaged for Debian, PyPI, npm or crates.io), and
 //! the published fakes either pin an older kube or answer `watch=true` with a list. This one is
 //! small and ours: watchers, reflectors, field-selector watches, server-side apply, status
-//! subresources and a Lease-based leader election all run against it unchanged.
+//! subresources, a Lease-based leader election and kubectl 1.35 all run against it unchanged.
+//! It is a library ([`FakeApiServer`], in-process) and a binary (`fake-apiserver`, see
+//! `src/main.rs` and the [`admin`] API) over the same code.
 //!
 //! ```text
-//!  kube::Client ──HTTP──▶ axum fallback handler ──▶ Store (objects as JSON, one global
-//!                          (path → resource type)     resourceVersion, watch history,
-//!                                ▲                    SSA leaf ownership, GC of dependents)
+//!  kube::Client ─┐                 ┌─ discovery, /version, OpenAPI v3 index (kubectl)
+//!  kubectl ──────┼─HTTP─▶ faults ─▶┤
+//!  curl ─────────┘  (per verb,     └─ resources ──▶ Store (objects as JSON, one global
+//!                    path, client)     (JSON or        resourceVersion, watch history,
+//!                                       Table)         SSA leaf ownership, GC of dependents)
 //!  watch=true ◀── newline-delimited events ◀── broadcast of committed changes
+//!  admin API (binary): /api/stop|start, /faults, /writes, /compact
 //! ```
 //!
 //! # What it does
@@ -31,17 +37,43 @@
 //!   status changes;
 //! * **no-op writes are not persisted** and emit no event (the real apiserver does the same;
 //!   without it a controller that writes its own status would loop);
-//! * every write request is recorded ([`FakeApiServer::writes`]) with whether it changed
-//!   anything, so tests can count what a controller wrote;
-//! * the server can be stopped and started again on the same address to simulate an outage.
+//! * every write request is recorded ([`FakeApiServer::writes`], `GET /writes`) with whether
+//!   it changed anything and who sent it (`x-fake-client` header, else the bearer token), so
+//!   tests can count what each controller replica wrote;
+//! * the server can be stopped and started again on the same address to simulate an outage;
+//!   stopping cuts every open connection at once, as a crash does;
+//! * the CRDs of `crd/*.yaml` are built in, and the binary serves more from `--crds`: each
+//!   served version with its scope, status subresource, short names, categories and printer
+//!   columns;
+//! * discovery for kubectl: `/api`, `/api/v1`, `/apis`, `/apis/{g}`, `/apis/{g}/{v}` (with
+//!   `singularName`, `shortNames`, `categories`, verbs and the `/status` subresources),
+//!   `/version`, and the OpenAPI v3 index (operations only) from which kubectl learns that
+//!   the server validates fields; kubectl's aggregated-discovery request is answered with the
+//!   legacy documents, and kubectl falls back to them as it does with older servers;
+//! * server-side printing: a `meta.k8s.io/v1` `Table` when the `Accept` header asks for one,
+//!   built like the apiserver's CRD table convertor (first JSONPath result only, `date` as a
+//!   human duration, wrong-typed or missing values empty, `priority` kept for `-o wide`);
+//!   built-in kinds get `NAME` and `AGE`; watches asking for Tables get one-row Tables per
+//!   event (`kubectl get -w`);
+//! * fault injection ([`Fault`], `POST /faults`): per verb, path substring, watch or not, and
+//!   client: a `Status` error (409, 429 with `Retry-After`, 500, 503, ...), a delay, an
+//!   accepted-but-silent request, a watch cut after n events, a watch answered with 410.
 //!
 //! # Fidelity gaps (what it does not do)
 //! * No schema validation, defaulting, pruning or CEL: use `bgpintent_crd::check` for those.
+//!   `fieldValidation=Strict` (kubectl sends it) is accepted and ignored, and the OpenAPI
+//!   documents carry no schemas (`kubectl explain` does not work; client-side `kubectl
+//!   apply` works with CRDs, which use a merge patch, but would not for built-in kinds, which
+//!   need the schema for a strategic merge patch).
 //! * Server-side apply has no `managedFields`, no conflicts between managers (`force` is
 //!   accepted and ignored), and lists are replaced whole, not merged by key.
 //! * Strategic merge patch is a JSON merge patch (no patch directives, lists replaced).
-//! * No discovery (`/api`, `/apis`), so `kubectl` cannot talk to it; no pagination
-//!   (`limit`/`continue` ignored), no bookmarks, no RBAC, no authentication, no admission.
+//! * Discovery is legacy only (no aggregated `apidiscovery.k8s.io/v2`); no protobuf, no
+//!   OpenAPI v2; built-in kinds have no kind-specific columns (a real apiserver prints Node
+//!   STATUS, ROLES, ...).
+//! * No pagination (`limit`/`continue` ignored), no bookmarks, no RBAC, no authentication
+//!   (a bearer token is only an identity), no admission, no TLS. client-go (kubectl) sends no
+//!   token over plain http, so kubectl's writes have no client identity; kube-rs sends it.
 //! * Field selectors accept any dotted path (the apiserver allows a few per kind).
 //! * Garbage collection is immediate and ignores `blockOwnerDeletion` and propagation policy.
 //! * One global resourceVersion; history is capped at 10,000 events.

@@ -111,11 +111,12 @@ async fn run(args: Args) -> Result<(), String> {
             eprintln!("fake-apiserver: admin server failed: {e}");
         }
     });
-    println!("{ready}");
+    // The file first: whoever saw the stdout line may read it at once.
     if let Some(path) = &args.ready_file {
         write_atomically(path, &format!("{ready}\n"))
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
+    println!("{ready}");
     let mut term = tokio::signal::unix::signal(SignalKind::terminate())
         .map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
     tokio::select! {
@@ -140,6 +141,15 @@ fn main() -> ExitCode {
             };
         }
     };
+    // Logs to stderr, plain text; RUST_LOG overrides the level.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
