@@ -215,10 +215,12 @@ pub enum ResetCause {
     HoldTime,
     GracefulRestart,
     Families,
+    /// The Node's next hops (its addresses) changed: every announcement changes.
+    NextHops,
 }
 
 impl ResetCause {
-    pub const ALL: [ResetCause; 10] = [
+    pub const ALL: [ResetCause; 11] = [
         ResetCause::LocalAsn,
         ResetCause::RouterId,
         ResetCause::ListenPort,
@@ -229,7 +231,16 @@ impl ResetCause {
         ResetCause::HoldTime,
         ResetCause::GracefulRestart,
         ResetCause::Families,
+        ResetCause::NextHops,
     ];
+
+    /// Whether the reset must drop our routes at the peer even when it would keep them
+    /// across a graceful NOTIFICATION (RFC 8538): the speaker's identity changed, so the
+    /// routes learnt from the old one must not linger as stale (the peer may never accept
+    /// the new OPEN). The NOTIFICATION is wrapped in Cease/Hard Reset.
+    pub const fn hard_reset(self) -> bool {
+        matches!(self, ResetCause::LocalAsn | ResetCause::RouterId)
+    }
 
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -243,6 +254,7 @@ impl ResetCause {
             ResetCause::HoldTime => "hold time changed",
             ResetCause::GracefulRestart => "graceful restart changed",
             ResetCause::Families => "address families changed",
+            ResetCause::NextHops => "next hops changed",
         }
     }
 }

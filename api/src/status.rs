@@ -61,8 +61,12 @@ pub enum DownReason {
     ConnectFailed {
         error: String,
     },
-    /// TCP connect or the peer's OPEN never came: the usual sign of an MD5 or TTL mismatch.
+    /// TCP connect never completed: the usual sign of an MD5 or TTL mismatch.
     NoAnswer,
+    /// TCP connected, but the peer's OPEN did not come within `secs`.
+    NoOpen {
+        secs: u64,
+    },
     /// The peer closed the TCP connection without a NOTIFICATION.
     ConnectionClosed,
     /// A socket error on an open connection.
@@ -70,11 +74,22 @@ pub enum DownReason {
         error: String,
     },
     HoldTimerExpired,
+    /// The peer stopped reading: what we wrote stayed unsent (its receive window closed)
+    /// for the hold time, or the send queue outgrew its bound. Dropped without a
+    /// NOTIFICATION, which could not reach it either.
+    SendStalled {
+        queued_bytes: u64,
+        waited_secs: u64,
+    },
     /// The peer sent a NOTIFICATION.
     NotificationReceived {
         code: u8,
         subcode: u8,
         message: String,
+    },
+    /// The peer sent a NOTIFICATION we could not decode (too short); closed without answer.
+    MalformedNotificationReceived {
+        error: String,
     },
     /// We sent a NOTIFICATION because of an error on the peer's side.
     NotificationSent {
@@ -86,9 +101,32 @@ pub enum DownReason {
     Collision,
     /// The process is restarting; no Cease was sent so peers keep our routes (RFC 4724).
     Restarting,
+    /// The peer's password is referenced but unusable (missing from the file or Secret,
+    /// empty, longer than 80 bytes): no connection, no listener entry (fail closed).
+    PasswordUnavailable,
 }
 
 impl DownReason {
+    /// Every value [`DownReason::label`] returns (to delete a peer's series).
+    pub const LABELS: [&'static str; 16] = [
+        "admin_shutdown",
+        "config_changed",
+        "connect_failed",
+        "no_answer",
+        "no_open",
+        "connection_closed",
+        "transport_error",
+        "hold_timer_expired",
+        "send_stalled",
+        "notification_received",
+        "malformed_notification_received",
+        "notification_sent",
+        "collision",
+        "restarting",
+        "password_unavailable",
+        "unknown",
+    ];
+
     /// A short, bounded label for metrics.
     pub const fn label(&self) -> &'static str {
         match self {
@@ -96,13 +134,17 @@ impl DownReason {
             DownReason::ConfigChanged { .. } => "config_changed",
             DownReason::ConnectFailed { .. } => "connect_failed",
             DownReason::NoAnswer => "no_answer",
+            DownReason::NoOpen { .. } => "no_open",
             DownReason::ConnectionClosed => "connection_closed",
             DownReason::TransportError { .. } => "transport_error",
             DownReason::HoldTimerExpired => "hold_timer_expired",
+            DownReason::SendStalled { .. } => "send_stalled",
             DownReason::NotificationReceived { .. } => "notification_received",
+            DownReason::MalformedNotificationReceived { .. } => "malformed_notification_received",
             DownReason::NotificationSent { .. } => "notification_sent",
             DownReason::Collision => "collision",
             DownReason::Restarting => "restarting",
+            DownReason::PasswordUnavailable => "password_unavailable",
         }
     }
 }
@@ -114,9 +156,20 @@ impl fmt::Display for DownReason {
             DownReason::ConfigChanged { what } => write!(f, "configuration changed: {what}"),
             DownReason::ConnectFailed { error } => write!(f, "connect failed: {error}"),
             DownReason::NoAnswer => f.write_str("no answer (MD5 or TTL mismatch?)"),
+            DownReason::NoOpen { secs } => write!(
+                f,
+                "connected, but no OPEN within {secs} s (TTL security on our side only?)"
+            ),
             DownReason::ConnectionClosed => f.write_str("peer closed the connection"),
             DownReason::TransportError { error } => write!(f, "transport error: {error}"),
             DownReason::HoldTimerExpired => f.write_str("hold timer expired"),
+            DownReason::SendStalled {
+                queued_bytes,
+                waited_secs,
+            } => write!(
+                f,
+                "peer stopped reading: {queued_bytes} bytes unsent after {waited_secs} s"
+            ),
             DownReason::NotificationReceived {
                 code,
                 subcode,
@@ -127,6 +180,9 @@ impl fmt::Display for DownReason {
                     write!(f, " ({message})")?;
                 }
                 Ok(())
+            }
+            DownReason::MalformedNotificationReceived { error } => {
+                write!(f, "malformed NOTIFICATION received: {error}")
             }
             DownReason::NotificationSent {
                 code,
@@ -141,6 +197,7 @@ impl fmt::Display for DownReason {
             }
             DownReason::Collision => f.write_str("connection collision"),
             DownReason::Restarting => f.write_str("speaker restarting (graceful restart)"),
+            DownReason::PasswordUnavailable => f.write_str("password unavailable"),
         }
     }
 }
@@ -181,6 +238,43 @@ pub struct PeerStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_are_listed() {
+        let all = [
+            DownReason::AdminShutdown,
+            DownReason::ConfigChanged { what: String::new() },
+            DownReason::ConnectFailed { error: String::new() },
+            DownReason::NoAnswer,
+            DownReason::NoOpen { secs: 30 },
+            DownReason::ConnectionClosed,
+            DownReason::TransportError { error: String::new() },
+            DownReason::HoldTimerExpired,
+            DownReason::SendStalled {
+                queued_bytes: 1,
+                waited_secs: 1,
+            },
+            DownReason::NotificationReceived {
+                code: 6,
+                subcode: 2,
+                message: String::new(),
+            },
+            DownReason::MalformedNotificationReceived { error: String::new() },
+            DownReason::NotificationSent {
+                code: 2,
+                subcode: 2,
+                message: String::new(),
+            },
+            DownReason::Collision,
+            DownReason::Restarting,
+            DownReason::PasswordUnavailable,
+        ];
+        for r in &all {
+            assert!(DownReason::LABELS.contains(&r.label()), "{r:?}");
+        }
+        // Every variant above, plus "unknown" (a flap without a reason).
+        assert_eq!(all.len() + 1, DownReason::LABELS.len());
+    }
 
     #[test]
     fn no_answer_hints_md5() {

@@ -23,6 +23,12 @@ fn every_reset_cause_is_documented_as_a_reset() {
             .find(|r| r.contains(&format!("`{}`", cause.as_str())))
             .unwrap_or_else(|| panic!("no row for {cause:?} ({})", cause.as_str()));
         assert!(row.contains("**reset**"), "{row}");
+        // RFC 8538: the rows saying "hard reset" are exactly the causes that send one.
+        assert_eq!(
+            row.contains("**hard reset**"),
+            cause.hard_reset(),
+            "{cause:?}: {row}"
+        );
     }
 }
 

@@ -310,6 +310,7 @@ fn run(text: &str) -> String {
             "stop" => match args.split_once(' ').unwrap_or((args, "")) {
                 ("admin", m) => Event::Stop(Stop::Admin { message: quoted(m) }),
                 ("config", w) => Event::Stop(Stop::ConfigChanged { what: quoted(w) }),
+                ("identity", w) => Event::Stop(Stop::IdentityChanged { what: quoted(w) }),
                 ("restart", _) => Event::Stop(Stop::Restart),
                 other => panic!("stop {other:?}"),
             },
@@ -318,6 +319,10 @@ fn run(text: &str) -> String {
             },
             "connect-failed" => Event::ConnectFailed { error: quoted(args) },
             "closed" => Event::ConnectionLost { error: None },
+            "send-stalled" => Event::SendStalled {
+                queued_bytes: args.parse().unwrap(),
+                waited_secs: 90,
+            },
             "wait" => {
                 now += Duration::from_secs(args.parse().unwrap());
                 continue;

@@ -4,4 +4,5 @@ pub mod apiserver;
 pub mod e2e;
 pub mod interop;
 pub mod lab;
+pub mod rawpeer;
 pub mod speaker;

@@ -40,11 +40,17 @@ pub struct SpeakerMetrics {
     pub session_state: Fam<StateLabel, Gauge>,
     /// Sessions that left Established, by the reason they went down.
     pub session_flaps: Fam<ReasonLabel, Counter>,
+    /// Attempts that failed before Established (refused, no answer, NOTIFICATION...), by reason.
+    pub session_failures: Fam<ReasonLabel, Counter>,
+    /// UPDATEs handled as withdraw under RFC 7606 (a malformed attribute; session kept).
+    pub updates_treated_as_withdraw: Fam<PeerLabel, Counter>,
+    /// Path attributes discarded under RFC 7606 (session and route kept).
+    pub attributes_discarded: Fam<PeerLabel, Counter>,
     pub updates_sent: Fam<PeerLabel, Counter>,
     pub updates_received: Fam<PeerLabel, Counter>,
-    /// NOTIFICATIONs received from the peer (seen as the reason a session went down).
+    /// Every NOTIFICATION received from the peer (malformed ones included).
     pub notifications_received: Fam<PeerLabel, Counter>,
-    /// NOTIFICATIONs we sent because of an error on the peer's side.
+    /// Every NOTIFICATION we sent (errors, Hold Timer Expired, Cease).
     pub notifications_sent: Fam<PeerLabel, Counter>,
     pub prefixes_announced: Fam<FamilyLabel, Gauge>,
     /// 1 while a valid intent is loaded (see `readiness`), 0 before, when missing or invalid.
@@ -69,6 +75,21 @@ impl SpeakerMetrics {
             "Sessions that left Established, by reason",
             m.session_flaps.clone(),
         );
+        r.register(
+            "session_failures",
+            "Connection attempts that failed before Established, by reason",
+            m.session_failures.clone(),
+        );
+        r.register(
+            "updates_treated_as_withdraw",
+            "UPDATEs received and handled as withdraw (RFC 7606)",
+            m.updates_treated_as_withdraw.clone(),
+        );
+        r.register(
+            "attributes_discarded",
+            "Path attributes received and discarded (RFC 7606)",
+            m.attributes_discarded.clone(),
+        );
         r.register("updates_sent", "UPDATE messages sent", m.updates_sent.clone());
         r.register(
             "updates_received",
@@ -82,7 +103,7 @@ impl SpeakerMetrics {
         );
         r.register(
             "notifications_sent",
-            "NOTIFICATION messages sent for peer errors",
+            "NOTIFICATION messages sent (every one on the wire)",
             m.notifications_sent.clone(),
         );
         r.register(
@@ -128,8 +149,18 @@ impl SpeakerMetrics {
             &self.updates_received,
             &self.notifications_received,
             &self.notifications_sent,
+            &self.updates_treated_as_withdraw,
+            &self.attributes_discarded,
         ] {
             f.remove(&PeerLabel { peer: peer.clone() });
+        }
+        for reason in bgpintent_api::DownReason::LABELS {
+            for f in [&self.session_flaps, &self.session_failures] {
+                f.remove(&ReasonLabel {
+                    peer: peer.clone(),
+                    reason,
+                });
+            }
         }
     }
 
@@ -162,21 +193,39 @@ impl SpeakerMetrics {
         self.updates_received
             .get_or_create(&PeerLabel { peer: peer.clone() })
             .inc_by(delta(before.stats.updates_received, now.stats.updates_received));
-        if now.last_down_reason != before.last_down_reason {
-            match &now.last_down_reason {
-                Some(bgpintent_api::DownReason::NotificationReceived { .. }) => {
-                    self.notifications_received
-                        .get_or_create(&PeerLabel { peer: peer.clone() })
-                        .inc();
-                }
-                Some(bgpintent_api::DownReason::NotificationSent { .. }) => {
-                    self.notifications_sent
-                        .get_or_create(&PeerLabel { peer: peer.clone() })
-                        .inc();
-                }
-                _ => {}
+        for (reason, n) in &now.failures {
+            let seen = before.failures.get(reason).copied().unwrap_or(0);
+            if *n > seen {
+                self.session_failures
+                    .get_or_create(&ReasonLabel {
+                        peer: peer.clone(),
+                        reason,
+                    })
+                    .inc_by(n - seen);
             }
         }
+        self.updates_treated_as_withdraw
+            .get_or_create(&PeerLabel { peer: peer.clone() })
+            .inc_by(delta(before.stats.treat_as_withdraw, now.stats.treat_as_withdraw));
+        self.attributes_discarded
+            .get_or_create(&PeerLabel { peer: peer.clone() })
+            .inc_by(delta(
+                before.stats.attributes_discarded,
+                now.stats.attributes_discarded,
+            ));
+        // Every NOTIFICATION on the wire, each retry and Hold Timer Expired included.
+        self.notifications_received
+            .get_or_create(&PeerLabel { peer: peer.clone() })
+            .inc_by(delta(
+                before.stats.notifications_received,
+                now.stats.notifications_received,
+            ));
+        self.notifications_sent
+            .get_or_create(&PeerLabel { peer: peer.clone() })
+            .inc_by(delta(
+                before.stats.notifications_sent,
+                now.stats.notifications_sent,
+            ));
         for family in Family::ALL {
             let label = FamilyLabel {
                 peer: peer.clone(),

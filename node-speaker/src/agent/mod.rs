@@ -31,7 +31,7 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use bgpintent_api::{PeerIntent, PeerKey, Reconfigure};
+use bgpintent_api::{PeerIntent, PeerKey, Reconfigure, ResetCause};
 use tokio::sync::watch;
 
 use crate::{
@@ -155,6 +155,11 @@ async fn accept(listener: Option<&Listener>) -> std::io::Result<crate::net::Acce
     }
 }
 
+/// Whether `intent` references a password that cannot be used (missing, empty, > 80 bytes).
+fn password_unavailable(d: &Desired, intent: &PeerIntent) -> bool {
+    intent.password.is_some() && peer::md5_key(d.password(intent.password.as_ref())).is_none()
+}
+
 fn seed() -> u64 {
     let t = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -188,6 +193,11 @@ impl Agent {
             self.first,
         );
         c.connect_timeout = self.settings.connect_timeout;
+        c.password_unavailable = password_unavailable(d, intent);
+        if c.password_unavailable {
+            // The reference is named, never the value.
+            tracing::warn!(peer = %key, password = ?intent.password, "password unavailable (missing, empty or longer than 80 bytes): no connection and no listener entry for this peer");
+        }
         c
     }
 
@@ -255,10 +265,11 @@ impl Agent {
                 o.password(intent.password.as_ref()) != new.password(intent.password.as_ref())
             });
             let why = match (identity_reset, p.intent.reconfigure(intent)) {
-                (Some(cause), _) => Some(cause.to_string()),
-                (None, Reconfigure::Reset(cause)) => Some(cause.to_string()),
-                _ if next_hops_changed => Some("next hops changed".to_owned()),
-                _ if password_value_changed => Some("password changed".to_owned()),
+                (Some(cause), _) => Some((cause.to_string(), cause.hard_reset())),
+                (None, Reconfigure::Reset(cause)) => Some((cause.to_string(), cause.hard_reset())),
+                // Node-level and value-level causes (the intent's `PeerIntent` is unchanged).
+                _ if next_hops_changed => Some((ResetCause::NextHops.to_string(), false)),
+                _ if password_value_changed => Some((ResetCause::Password.to_string(), false)),
                 (None, Reconfigure::Live) => {
                     let _ = p.handle.commands.send(Command::Update {
                         config: Box::new(config.clone()),
@@ -268,12 +279,13 @@ impl Agent {
                 }
                 (None, Reconfigure::Unchanged) => None,
             };
-            if let Some(what) = why {
-                tracing::info!(peer = %key, %what, "resetting the session");
+            if let Some((what, hard)) = why {
+                tracing::info!(peer = %key, %what, hard_reset = hard, "resetting the session");
                 let _ = p.handle.commands.send(Command::Restart {
                     config: Box::new(config.clone()),
                     connect: Box::new(connect),
                     what,
+                    hard,
                 });
             }
             p.intent = intent.clone();
@@ -343,11 +355,17 @@ impl Agent {
 
     fn allow_peers(&self, d: &Desired) {
         let Some(listener) = &self.listener else { return };
-        let allowed = d.intent.peers.iter().map(|(k, p)| AllowedPeer {
-            address: k.address,
-            ttl: p.ttl,
-            md5_key: peer::md5_key(d.password(p.password.as_ref())),
-        });
+        // Fail closed: a peer whose password is unusable gets no listener entry at all.
+        let allowed = d
+            .intent
+            .peers
+            .iter()
+            .filter(|(_, p)| !password_unavailable(d, p))
+            .map(|(k, p)| AllowedPeer {
+                address: k.address,
+                ttl: p.ttl,
+                md5_key: peer::md5_key(d.password(p.password.as_ref())),
+            });
         if let Err(error) = listener.set_peers(allowed) {
             tracing::error!(%error, "cannot configure the listener's peers");
         }

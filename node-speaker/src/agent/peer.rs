@@ -11,8 +11,25 @@
 //! identifier (its OPEN); [`resolve_collision`] then picks the survivor and the loser gets
 //! `CollisionDump` (Cease / Connection Collision Resolution). An inbound connection while a
 //! session is Established is refused (closed), as the RFC's default.
+//!
+//! Writes never block the event loop: each connection has a writer task fed through an
+//! [`Outbox`] (a queue bounded to [`MAX_QUEUED_BYTES`]). A peer that stops reading fills
+//! its socket and stalls only that task; timers and commands keep running. When the
+//! writer has made no progress for the hold time (the negotiated one; the OPEN wait in
+//! OpenSent), or the queue outgrows its bound, the session gets `Event::SendStalled` and
+//! is dropped with `DownReason::SendStalled`. On `Close` the queued UPDATEs are dropped
+//! (the message being written is finished) and the NOTIFICATION gets [`CLOSE_GRACE`] to go out;
+//! then the socket is dropped whatever the peer does, so a stop never waits on a stuck peer
+//! for longer than that.
 
-use std::time::SystemTime;
+use std::{
+    collections::VecDeque,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, SystemTime},
+};
 
 use bgpintent_api::{DownReason, PeerKey, PrefixCounts, SessionState};
 use bytes::{Bytes, BytesMut};
@@ -22,7 +39,7 @@ use tokio::{
         TcpStream,
         tcp::{OwnedReadHalf, OwnedWriteHalf},
     },
-    sync::{mpsc, watch},
+    sync::{Notify, mpsc, watch},
     task::JoinHandle,
     time::Instant,
 };
@@ -44,6 +61,8 @@ pub enum Command {
         config: Box<Config>,
         connect: Box<ConnectOptions>,
         what: String,
+        /// Our identity changed: Cease wrapped in Hard Reset under the N-bit (RFC 8538).
+        hard: bool,
     },
     /// Settings applied without a reset (keepalive, connect-retry, passive).
     Update {
@@ -65,6 +84,8 @@ pub struct PeerReport {
     pub stats: Stats,
     /// Incremented on every transition out of Established (a flap).
     pub flaps: u64,
+    /// Transitions to Idle from a state before Established, by reason label (cumulative).
+    pub failures: std::collections::BTreeMap<&'static str, u64>,
 }
 
 /// Handle of a running peer task.
@@ -75,18 +96,194 @@ pub struct PeerHandle {
     pub task: JoinHandle<()>,
 }
 
+/// Bytes queued for one connection beyond which the peer counts as stalled (the table of a
+/// few hundred thousand prefixes is a few MB; a peer this far behind does not read).
+pub const MAX_QUEUED_BYTES: usize = 64 << 20;
+/// How long a NOTIFICATION may take to go out after `Close` before the socket is dropped.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// The stall limit when no hold time applies (hold time 0 negotiated or offered).
+const NO_HOLD_STALL: Duration = Duration::from_secs(240);
+
 /// Input from the I/O helpers of one connection slot.
 enum Io {
     Connected(Result<TcpStream, net::ConnectError>),
     Frame(Bytes),
     Lost(Option<String>),
+    /// From the writer of connection `conn`: a write failed.
+    WriteFailed {
+        conn: u64,
+        error: String,
+    },
+    /// From the writer of connection `conn`: nothing drained for the stall limit, or the
+    /// queue outgrew [`MAX_QUEUED_BYTES`].
+    Stalled {
+        conn: u64,
+        queued_bytes: u64,
+        waited: Duration,
+    },
+}
+
+/// Messages waiting for the writer task of one connection.
+#[derive(Default)]
+struct Outbox {
+    queue: VecDeque<Bytes>,
+    bytes: usize,
+    /// Set by `Close`: write what is left (no UPDATEs) until this deadline, then end.
+    closing: Option<Instant>,
+    /// Set once the stall was reported (the queue bound), so it is reported once.
+    stalled: bool,
+}
+
+/// The sending half of one connection: a task that writes the [`Outbox`].
+struct Writer {
+    outbox: Arc<Mutex<Outbox>>,
+    wake: Arc<Notify>,
+    /// The stall limit in ms, kept current by the slot (it follows the session's state).
+    stall_ms: Arc<AtomicU64>,
+    task: JoinHandle<()>,
+}
+
+impl Writer {
+    fn spawn(write: OwnedWriteHalf, conn: u64, stall: Duration, io: mpsc::UnboundedSender<Io>) -> Self {
+        let outbox = Arc::new(Mutex::new(Outbox::default()));
+        let wake = Arc::new(Notify::new());
+        let stall_ms = Arc::new(AtomicU64::new(stall.as_millis() as u64));
+        let task = tokio::spawn(write_frames(
+            write,
+            conn,
+            outbox.clone(),
+            wake.clone(),
+            stall_ms.clone(),
+            io,
+        ));
+        Self {
+            outbox,
+            wake,
+            stall_ms,
+            task,
+        }
+    }
+
+    /// Queues one message. Returns the queued bytes when that passed the bound (once).
+    fn send(&self, bytes: Bytes) -> Option<usize> {
+        let mut o = self.outbox.lock().expect("outbox lock");
+        if o.closing.is_some() {
+            return None;
+        }
+        o.bytes += bytes.len();
+        o.queue.push_back(bytes);
+        let over = (o.bytes > MAX_QUEUED_BYTES && !o.stalled).then_some(o.bytes);
+        if over.is_some() {
+            o.stalled = true;
+        }
+        drop(o);
+        self.wake.notify_one();
+        over
+    }
+
+    /// Starts the close: queued UPDATEs are dropped, the rest (OPEN, KEEPALIVE, the
+    /// NOTIFICATION) still goes out after the message being written, within [`CLOSE_GRACE`];
+    /// returns the task, which ends by itself by then. Without a NOTIFICATION to send the
+    /// connection is dropped at once (`None`).
+    fn close(self) -> Option<JoinHandle<()>> {
+        {
+            let mut o = self.outbox.lock().expect("outbox lock");
+            // UPDATEs go (a table behind a stuck window); OPEN and KEEPALIVE stay, so a
+            // NOTIFICATION never overtakes the OPEN it follows on the wire.
+            o.queue
+                .retain(|m| m.get(18) != Some(&wire::iana::message_type::UPDATE));
+            o.bytes = o.queue.iter().map(Bytes::len).sum();
+            let notification = o
+                .queue
+                .iter()
+                .any(|m| m.get(18) == Some(&wire::iana::message_type::NOTIFICATION));
+            if !notification {
+                drop(o);
+                self.task.abort();
+                return None;
+            }
+            o.closing = Some(Instant::now() + CLOSE_GRACE);
+        }
+        self.wake.notify_one();
+        Some(self.task)
+    }
+}
+
+async fn write_frames(
+    mut write: OwnedWriteHalf,
+    conn: u64,
+    outbox: Arc<Mutex<Outbox>>,
+    wake: Arc<Notify>,
+    stall_ms: Arc<AtomicU64>,
+    io: mpsc::UnboundedSender<Io>,
+) {
+    loop {
+        let (message, closing) = {
+            let mut o = outbox.lock().expect("outbox lock");
+            let message = o.queue.pop_front();
+            if let Some(m) = &message {
+                o.bytes -= m.len();
+            }
+            (message, o.closing)
+        };
+        let Some(message) = message else {
+            match closing {
+                Some(deadline) => {
+                    let _ = tokio::time::timeout_at(deadline, write.shutdown()).await;
+                    return;
+                }
+                None => {
+                    wake.notified().await;
+                    continue;
+                }
+            }
+        };
+        let mut written = 0;
+        let mut progress = Instant::now();
+        while written < message.len() {
+            let closing = outbox.lock().expect("outbox lock").closing;
+            let stall = Duration::from_millis(stall_ms.load(Ordering::Relaxed));
+            let deadline = closing.unwrap_or(progress + stall);
+            tokio::select! {
+                r = write.write(&message[written..]) => match r {
+                    Ok(0) | Err(_) if closing.is_some() => return,
+                    Ok(0) => {
+                        let _ = io.send(Io::WriteFailed { conn, error: "write returned 0".into() });
+                        return;
+                    }
+                    Ok(n) => {
+                        written += n;
+                        progress = Instant::now();
+                    }
+                    Err(e) => {
+                        let _ = io.send(Io::WriteFailed { conn, error: e.to_string() });
+                        return;
+                    }
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    if closing.is_none() {
+                        let queued = outbox.lock().expect("outbox lock").bytes + message.len() - written;
+                        let _ = io.send(Io::Stalled { conn, queued_bytes: queued as u64, waited: stall });
+                    }
+                    return;
+                }
+                // A close (or a changed limit) while a write waits: look again.
+                _ = wake.notified() => {}
+            }
+        }
+    }
 }
 
 /// One connection and the session that runs on it.
 struct Slot {
     session: Session,
     timers: [Option<Instant>; 4],
-    writer: Option<OwnedWriteHalf>,
+    writer: Option<Writer>,
+    /// Which connection the writer belongs to (its reports carry it; older ones are stale).
+    conn: u64,
+    /// The writer of a closed connection still sending its NOTIFICATION (ends by itself
+    /// within [`CLOSE_GRACE`]); a stop waits for it so the NOTIFICATION leaves first.
+    flushing: Option<JoinHandle<()>>,
     reader: Option<JoinHandle<()>>,
     connecting: Option<JoinHandle<()>>,
     io_tx: mpsc::UnboundedSender<Io>,
@@ -100,6 +297,8 @@ impl Slot {
             session: Session::new(config, seed),
             timers: [None; 4],
             writer: None,
+            conn: 0,
+            flushing: None,
             reader: None,
             connecting: None,
             io_tx,
@@ -117,8 +316,33 @@ impl Slot {
     fn attach(&mut self, stream: TcpStream) {
         self.detach();
         let (read, write) = stream.into_split();
-        self.writer = Some(write);
+        self.conn += 1;
+        self.writer = Some(Writer::spawn(
+            write,
+            self.conn,
+            self.stall_limit(),
+            self.io_tx.clone(),
+        ));
         self.reader = Some(tokio::spawn(read_frames(read, self.io_tx.clone())));
+    }
+
+    /// How long the peer may leave our writes undrained: the negotiated hold time, the OPEN
+    /// wait before that.
+    fn stall_limit(&self) -> Duration {
+        let cfg = self.session.config();
+        match self.session.negotiated().map(|n| n.hold_time_secs) {
+            Some(0) => NO_HOLD_STALL,
+            Some(h) => Duration::from_secs(u64::from(h)),
+            None if cfg.hold_time_secs == 0 => NO_HOLD_STALL,
+            None => cfg.open_timeout,
+        }
+    }
+
+    /// Waits (at most [`CLOSE_GRACE`]) for the NOTIFICATION of a closed connection to go out.
+    async fn flushed(&mut self) {
+        if let Some(f) = self.flushing.take() {
+            let _ = tokio::time::timeout(CLOSE_GRACE + Duration::from_millis(100), f).await;
+        }
     }
 
     fn detach(&mut self) {
@@ -128,7 +352,10 @@ impl Slot {
         if let Some(c) = self.connecting.take() {
             c.abort();
         }
-        self.writer = None;
+        // A connection dropped without `Close` (replaced, collision) goes at once.
+        if let Some(w) = self.writer.take() {
+            w.task.abort();
+        }
         // Drop what the old connection still had queued.
         while self.io_rx.try_recv().is_ok() {}
     }
@@ -155,15 +382,19 @@ impl Slot {
                     }));
                 }
                 Action::Send(bytes) => {
-                    if let Some(w) = self.writer.as_mut()
-                        && let Err(e) = w.write_all(&bytes).await
+                    if let Some(w) = self.writer.as_ref()
+                        && let Some(queued) = w.send(bytes)
                     {
-                        let _ = self.io_tx.send(Io::Lost(Some(e.to_string())));
+                        let _ = self.io_tx.send(Io::Stalled {
+                            conn: self.conn,
+                            queued_bytes: queued as u64,
+                            waited: Duration::ZERO,
+                        });
                     }
                 }
                 Action::Close => {
-                    if let Some(mut w) = self.writer.take() {
-                        let _ = w.shutdown().await;
+                    if let Some(w) = self.writer.take() {
+                        self.flushing = w.close();
                     }
                     self.detach();
                 }
@@ -172,7 +403,53 @@ impl Slot {
                 Action::StateChanged { to, reason, .. } => changes.push((to, reason)),
             }
         }
+        if let Some(w) = self.writer.as_ref() {
+            let limit = self.stall_limit().as_millis() as u64;
+            if w.stall_ms.swap(limit, Ordering::Relaxed) != limit {
+                w.wake.notify_one();
+            }
+        }
         changes
+    }
+
+    /// The session event for an I/O report, `None` for a stale one (an older connection's).
+    fn io_event(&mut self, io: Io) -> Option<Event> {
+        Some(match io {
+            Io::Connected(Ok(stream)) => {
+                self.connecting = None;
+                if self.writer.is_some() {
+                    return None;
+                }
+                self.attach(stream);
+                Event::Connected { inbound: false }
+            }
+            Io::Connected(Err(e)) => {
+                self.connecting = None;
+                Event::ConnectFailed { error: e.to_string() }
+            }
+            Io::Frame(f) => decode(self, &f),
+            Io::Lost(error) => Event::ConnectionLost { error },
+            Io::WriteFailed { conn, error } if conn == self.conn && self.writer.is_some() => {
+                Event::ConnectionLost { error: Some(error) }
+            }
+            Io::Stalled {
+                conn,
+                queued_bytes,
+                waited,
+            } if conn == self.conn && self.writer.is_some() => Event::SendStalled {
+                queued_bytes,
+                waited_secs: waited.as_secs(),
+            },
+            Io::WriteFailed { .. } | Io::Stalled { .. } => return None,
+        })
+    }
+}
+
+impl Drop for Slot {
+    /// A slot let go (a collision's loser, a restart) takes its connection with it: the
+    /// reader and writer tasks would otherwise keep the socket open.
+    fn drop(&mut self) {
+        self.detach();
     }
 }
 
@@ -239,6 +516,7 @@ pub fn spawn(start: PeerStart) -> PeerHandle {
         prefixes_sent: PrefixCounts::default(),
         stats: Stats::default(),
         flaps: 0,
+        failures: Default::default(),
     };
     let (report_tx, report_rx) = watch::channel(report);
     let span = tracing::info_span!("peer", peer = %start.key);
@@ -273,6 +551,18 @@ async fn run(
             report.send_modify(|r| {
                 if r.state == SessionState::Established && state != SessionState::Established {
                     r.flaps += 1;
+                } else if state == SessionState::Idle
+                    && let Some(reason) = reason.as_ref().filter(|r| {
+                        // Our own stops are not failures.
+                        !matches!(
+                            r,
+                            DownReason::AdminShutdown
+                                | DownReason::ConfigChanged { .. }
+                                | DownReason::Restarting
+                        )
+                    })
+                {
+                    *r.failures.entry(reason.label()).or_default() += 1;
                 }
                 if state != r.state {
                     r.since = SystemTime::now();
@@ -288,8 +578,20 @@ async fn run(
             }
         }
         report.send_modify(|r| {
+            let new = slot.session.stats();
+            // RFC 7606 outcomes keep the session up; they are logged (and counted) here.
+            let more = |old: u64, new: u64| new.checked_sub(old).filter(|n| *n > 0);
+            if let Some(n) = more(r.stats.treat_as_withdraw, new.treat_as_withdraw) {
+                tracing::warn!(
+                    updates = n,
+                    "UPDATE with a malformed attribute treated as withdraw (RFC 7606)"
+                );
+            }
+            if let Some(n) = more(r.stats.attributes_discarded, new.attributes_discarded) {
+                tracing::warn!(attributes = n, "malformed path attribute discarded (RFC 7606)");
+            }
             r.prefixes_sent = slot.session.prefixes_sent();
-            r.stats = slot.session.stats();
+            r.stats = new;
         });
     };
     let changes = primary.handle(Event::Routes(routes_now.clone()), &connect).await;
@@ -322,17 +624,25 @@ async fn run(
                         } else if state == SessionState::Established || secondary.is_some() {
                             drop(stream);
                         } else {
-                            let mut s = Slot::new(config.clone(), seed ^ 0x5eed);
+                            // RFC 4271 §6.8: the peer's connection gets our OPEN and runs
+                            // until a BGP identifier decides. It is started passive (it
+                            // must not connect by itself); its state changes are logged.
+                            let mut passive = config.clone();
+                            passive.passive = true;
+                            let mut s = Slot::new(passive, seed ^ 0x5eed);
                             s.handle(Event::Routes(routes_now.clone()), &connect).await;
+                            s.handle(Event::Start, &connect).await;
                             s.attach(stream);
-                            s.handle(Event::Connected { inbound: true }, &connect).await;
+                            let changes = s.handle(Event::Connected { inbound: true }, &connect).await;
+                            log_collision(&changes);
                             secondary = Some(s);
                         }
                     }
-                    Command::Restart { config: c, connect: o, what } => {
+                    Command::Restart { config: c, connect: o, what, hard } => {
                         config = *c;
                         connect = *o;
-                        let changes = primary.handle(Event::Stop(Stop::ConfigChanged { what }), &connect).await;
+                        let stop = if hard { Stop::IdentityChanged { what } } else { Stop::ConfigChanged { what } };
+                        let changes = primary.handle(Event::Stop(stop), &connect).await;
                         apply(changes, &primary, &report);
                         primary.detach();
                         secondary = None;
@@ -351,6 +661,9 @@ async fn run(
                         let changes = primary.handle(Event::Stop(stop), &connect).await;
                         apply(changes, &primary, &report);
                         primary.detach();
+                        // The NOTIFICATION goes out before the task ends (the process may
+                        // exit next), but a peer that does not read holds us CLOSE_GRACE at most.
+                        primary.flushed().await;
                         return;
                     }
                 }
@@ -367,35 +680,21 @@ async fn run(
                 if let Some(s) = secondary.as_mut() {
                     let timer = secondary_deadline.map(|(_, t)| t).expect("armed");
                     s.timers[timer as usize] = None;
-                    s.handle(Event::Timer(timer), &connect).await;
+                    log_collision(&s.handle(Event::Timer(timer), &connect).await);
                 }
             }
             io = primary.io_rx.recv() => {
-                let event = match io.expect("slot holds a sender") {
-                    Io::Connected(Ok(stream)) => {
-                        primary.connecting = None;
-                        if primary.writer.is_some() { continue; }
-                        primary.attach(stream);
-                        Event::Connected { inbound: false }
-                    }
-                    Io::Connected(Err(e)) => {
-                        primary.connecting = None;
-                        Event::ConnectFailed { error: e.to_string() }
-                    }
-                    Io::Frame(f) => decode(&primary, &f),
-                    Io::Lost(error) => Event::ConnectionLost { error },
-                };
+                let Some(event) = primary.io_event(io.expect("slot holds a sender")) else { continue };
                 let changes = primary.handle(event, &connect).await;
                 apply(changes, &primary, &report);
             }
             io = async { match secondary.as_mut() { Some(s) => s.io_rx.recv().await, None => std::future::pending().await } } => {
                 if let Some(s) = secondary.as_mut() {
                     let event = match io.expect("slot holds a sender") {
-                        Io::Frame(f) => decode(s, &f),
-                        Io::Lost(error) => Event::ConnectionLost { error },
                         Io::Connected(_) => continue,
+                        io => match s.io_event(io) { Some(e) => e, None => continue },
                     };
-                    s.handle(event, &connect).await;
+                    log_collision(&s.handle(event, &connect).await);
                 }
             }
         }
@@ -412,23 +711,42 @@ async fn run(
                 && primary.session.state() != SessionState::Idle
             {
                 // The primary is our outbound attempt, the secondary the peer's connection.
-                let keep = resolve_collision(local_id, remote);
+                let keep = resolve_collision(local_id, config.local_asn, remote, config.peer_asn);
                 let mut s = secondary.take().expect("checked");
+                tracing::info!(?keep, %remote, "connection collision resolved");
                 if keep == Keep::RemotelyInitiated {
                     let changes = primary.handle(Event::CollisionDump, &connect).await;
                     apply(changes, &primary, &report);
                     primary.detach();
-                    primary = s;
+                    primary = promote(s, &config);
                     report.send_modify(|r| r.state = primary.session.state());
                 } else {
-                    s.handle(Event::CollisionDump, &connect).await;
+                    log_collision(&s.handle(Event::CollisionDump, &connect).await);
                     s.detach();
                 }
             } else if primary.session.state() == SessionState::Idle {
                 // Our attempt failed: the peer's connection simply becomes the session.
-                primary = secondary.take().expect("checked");
+                primary = promote(secondary.take().expect("checked"), &config);
                 report.send_modify(|r| r.state = primary.session.state());
             }
+        }
+    }
+}
+
+/// The collision connection becomes the session: it takes the configured passive mode
+/// back (it ran passive so as not to connect by itself).
+fn promote(mut slot: Slot, config: &Config) -> Slot {
+    slot.session.update_live(config);
+    slot
+}
+
+/// State changes of the collision connection (not the session's status: that is the
+/// primary's until this one wins).
+fn log_collision(changes: &[(SessionState, Option<DownReason>)]) {
+    for (state, reason) in changes {
+        match reason {
+            Some(reason) => tracing::info!(%state, %reason, "collision connection state"),
+            None => tracing::info!(%state, "collision connection state"),
         }
     }
 }

@@ -28,6 +28,10 @@ pub struct Stats {
     pub end_of_rib_received: u64,
     pub updates_sent: u64,
     pub route_refreshes_received: u64,
+    /// Every NOTIFICATION written to the connection (errors, Hold Timer Expired, Cease).
+    pub notifications_sent: u64,
+    /// Every NOTIFICATION the peer sent, malformed ones included.
+    pub notifications_received: u64,
 }
 
 /// One peer's session. See the module docs of [`crate::session`].
@@ -213,9 +217,10 @@ impl Session {
                 self.receive_open(now, theirs, &mut out)
             }
             (State::OpenSent, Event::Timer(Timer::Hold)) => {
-                // Connected but no OPEN: dropped packets (MD5/GTSM), not a dead peer.
+                // TCP completed (so not MD5/GTSM, which drop the SYN) but no OPEN came.
                 let n = Notification::new(error_code::HOLD_TIMER_EXPIRED, 0, vec![]);
-                self.down(now, DownReason::NoAnswer, Some(n), &mut out)
+                let secs = self.cfg.open_timeout.as_secs();
+                self.down(now, DownReason::NoOpen { secs }, Some(n), &mut out)
             }
 
             (State::OpenConfirm, Event::Message(Message::Keepalive)) => {
@@ -256,6 +261,7 @@ impl Session {
                 State::OpenSent | State::OpenConfirm | State::Established,
                 Event::Message(Message::Notification(n)),
             ) => {
+                self.stats.notifications_received += 1;
                 let reason = DownReason::NotificationReceived {
                     code: n.code,
                     subcode: n.subcode,
@@ -263,26 +269,27 @@ impl Session {
                 };
                 self.down(now, reason, None, &mut out)
             }
-            (state @ (State::OpenSent | State::OpenConfirm | State::Established), Event::Message(_)) => {
+            (state @ (State::OpenSent | State::OpenConfirm | State::Established), Event::Message(m)) => {
                 // RFC 6608 subcodes say in which state the message was unexpected.
                 let subcode = match state {
                     State::OpenSent => fsm_subcode::UNEXPECTED_IN_OPEN_SENT,
                     State::OpenConfirm => fsm_subcode::UNEXPECTED_IN_OPEN_CONFIRM,
                     _ => fsm_subcode::UNEXPECTED_IN_ESTABLISHED,
                 };
-                self.fail(now, Notification::new(error_code::FSM, subcode, vec![]), &mut out)
+                let n = Notification::new(error_code::FSM, subcode, vec![]);
+                let what = format!("unexpected {} in {state}", m.kind());
+                self.fail(now, n, what, &mut out)
             }
             (State::OpenSent | State::OpenConfirm | State::Established, Event::Malformed(e)) => {
                 match e.notification() {
-                    Some(n) => self.fail(now, n, &mut out),
+                    Some(n) => self.fail(now, n, e.to_string(), &mut out),
                     None => {
+                        self.stats.notifications_received += 1;
                         let DecodeError::BadNotification(why) = e else {
                             unreachable!("only BadNotification has none")
                         };
-                        let reason = DownReason::NotificationReceived {
-                            code: 0,
-                            subcode: 0,
-                            message: format!("malformed NOTIFICATION: {why}"),
+                        let reason = DownReason::MalformedNotificationReceived {
+                            error: why.to_string(),
                         };
                         self.down(now, reason, None, &mut out)
                     }
@@ -296,6 +303,19 @@ impl Session {
                 // Still `connected` here, so `down` emits `Close`: the agent must drop its half
                 // of the dead connection (a peer that closed without a NOTIFICATION left us in
                 // CLOSE-WAIT, and the slot kept refusing the peer's reconnects).
+                self.down(now, reason, None, &mut out)
+            }
+            (
+                State::OpenSent | State::OpenConfirm | State::Established,
+                Event::SendStalled {
+                    queued_bytes,
+                    waited_secs,
+                },
+            ) => {
+                let reason = DownReason::SendStalled {
+                    queued_bytes,
+                    waited_secs,
+                };
                 self.down(now, reason, None, &mut out)
             }
             (
@@ -314,6 +334,14 @@ impl Session {
     }
 
     fn start(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.cfg.password_unavailable {
+            // Fail closed: never a connection without the password the intent asks for.
+            self.stopped = true;
+            self.stop_timer(Timer::IdleHold, out);
+            self.last_down = Some(DownReason::PasswordUnavailable);
+            self.set_state(State::Idle, Some(DownReason::PasswordUnavailable), out);
+            return;
+        }
         if self.cfg.passive {
             self.set_state(State::Active, None, out);
         } else {
@@ -328,7 +356,7 @@ impl Session {
         match negotiate(&self.cfg, &ours, &theirs) {
             Err(e) => {
                 let n = Notification::new(error_code::OPEN_MESSAGE, e.subcode as u8, e.data);
-                self.fail(now, n, out)
+                self.fail(now, n, e.reason.into_owned(), out)
             }
             Ok(neg) => {
                 let hold = neg.hold_time_secs;
@@ -356,11 +384,11 @@ impl Session {
     }
 
     /// Sends `n` because of the peer's error, then goes Idle.
-    fn fail(&mut self, now: Instant, n: Notification, out: &mut Vec<Action>) {
+    fn fail(&mut self, now: Instant, n: Notification, message: String, out: &mut Vec<Action>) {
         let reason = DownReason::NotificationSent {
             code: n.code,
             subcode: n.subcode,
-            message: String::new(),
+            message,
         };
         self.down(now, reason, Some(n), out)
     }
@@ -382,6 +410,15 @@ impl Session {
                 DownReason::ConfigChanged { what },
                 Some(Notification::cease(cease_subcode::OTHER_CONFIGURATION_CHANGE)),
             ),
+            Stop::IdentityChanged { what } => {
+                let n = Notification::cease(cease_subcode::OTHER_CONFIGURATION_CHANGE);
+                let n = if graceful_notification {
+                    Notification::hard_reset(&n)
+                } else {
+                    n
+                };
+                (DownReason::ConfigChanged { what }, Some(n))
+            }
             Stop::Restart => (DownReason::Restarting, None),
         };
         let restart = matches!(reason, DownReason::ConfigChanged { .. });
@@ -542,8 +579,10 @@ impl Session {
             Ok(()) => out.push(Action::Send(buf.freeze())),
             Err(e) => debug_assert!(false, "cannot encode {msg:?}: {e}"),
         }
-        if matches!(msg, Message::Update(_)) {
-            self.stats.updates_sent += 1;
+        match msg {
+            Message::Update(_) => self.stats.updates_sent += 1,
+            Message::Notification(_) => self.stats.notifications_sent += 1,
+            _ => {}
         }
     }
 

@@ -14,9 +14,9 @@
 //! * Every failure goes to Idle with a [`DownReason`], and an IdleHold timer (the RFC's
 //!   optional `IdleHoldTimer`, with jitter and exponential backoff) brings it back. The
 //!   RFC's Connect/Active dance after failures reaches the same place with less to report.
-//! * A stalled OpenSent (no OPEN within `open_timeout`) and a connect timeout both report
-//!   [`DownReason::NoAnswer`]: they are what an MD5 or GTSM mismatch looks like (silent
-//!   drops, bgp-stack gotcha 11).
+//! * A connect timeout reports [`DownReason::NoAnswer`]: it is what an MD5 or GTSM
+//!   mismatch looks like (silent drops, bgp-stack gotcha 11). A stalled OpenSent (TCP up,
+//!   no OPEN within `open_timeout`) is [`DownReason::NoOpen`].
 //! * Connection collisions (§6.8) are resolved by the agent, which alone sees both
 //!   connections: it runs a second `Session` for the inbound connection, compares with
 //!   [`resolve_collision`] once a BGP identifier is known, and sends
@@ -66,6 +66,9 @@ pub struct Config {
     pub open_timeout: Duration,
     /// Longest IdleHold delay after repeated failures.
     pub max_backoff: Duration,
+    /// The referenced TCP-MD5 password is unusable: the session never starts (fail closed),
+    /// it stays Idle with [`DownReason::PasswordUnavailable`] until a config with it.
+    pub password_unavailable: bool,
 }
 
 impl Config {
@@ -97,6 +100,7 @@ impl Config {
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
             open_timeout: Self::DEFAULT_OPEN_TIMEOUT,
             max_backoff: Self::DEFAULT_MAX_BACKOFF,
+            password_unavailable: false,
         }
     }
 
@@ -137,6 +141,10 @@ pub enum Stop {
     /// Something that cannot change under a running session changed: Cease/Other
     /// Configuration Change; the session restarts.
     ConfigChanged { what: String },
+    /// Our local ASN or router ID changed: like `ConfigChanged`, but the Cease is wrapped in
+    /// Cease/Hard Reset when the N-bit was exchanged (RFC 8538 §3), so the peer drops the
+    /// routes of our old identity instead of keeping them stale.
+    IdentityChanged { what: String },
     /// The process stops to restart: close without NOTIFICATION, so the peer keeps our
     /// routes for the graceful-restart time (RFC 4724 §4.1).
     Restart,
@@ -156,6 +164,11 @@ pub enum Event {
     ConnectFailed { error: String },
     /// 18 TcpConnectionFails on an open connection: EOF (`error: None`) or an error.
     ConnectionLost { error: Option<String> },
+    /// Not an RFC event (a local form of 18 TcpConnectionFails): the peer has not drained
+    /// its socket for the hold time (or the send queue outgrew its bound); the agent's
+    /// writer saw it. The connection is dropped without a NOTIFICATION, which could not be
+    /// delivered.
+    SendStalled { queued_bytes: u64, waited_secs: u64 },
     /// 9 ConnectRetryTimer_Expires, 10 HoldTimer_Expires, 11 KeepaliveTimer_Expires,
     /// 13 IdleHoldTimer_Expires.
     Timer(Timer),
@@ -192,8 +205,7 @@ pub enum Action {
     },
 }
 
-/// RFC 4271 §6.8: which connection survives a collision. The connection initiated by
-/// the side with the higher BGP identifier is kept.
+/// RFC 4271 §6.8: which connection survives a collision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Keep {
     /// Keep the connection we initiated (ours is the higher identifier).
@@ -202,10 +214,49 @@ pub enum Keep {
     RemotelyInitiated,
 }
 
-pub fn resolve_collision(local: RouterId, remote: RouterId) -> Keep {
-    if local.to_u32() < remote.to_u32() {
+/// The connection initiated by the side with the higher BGP identifier is kept; with equal identifiers (allowed between
+/// ASes, RFC 6286 §2.2) the one initiated by the side with the larger AS (RFC 6286 §2.3).
+pub fn resolve_collision(local: RouterId, local_asn: Asn, remote: RouterId, remote_asn: Asn) -> Keep {
+    let ours = (local.to_u32(), local_asn.get());
+    let theirs = (remote.to_u32(), remote_asn.get());
+    if ours < theirs {
         Keep::RemotelyInitiated
     } else {
         Keep::LocallyInitiated
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> RouterId {
+        RouterId::try_from(s.parse::<std::net::Ipv4Addr>().unwrap()).unwrap()
+    }
+
+    fn asn(n: u32) -> Asn {
+        Asn::try_from(n).unwrap()
+    }
+
+    #[test]
+    fn collision_by_identifier_then_by_as() {
+        let (a, b) = (id("192.0.2.1"), id("192.0.2.2"));
+        assert_eq!(
+            resolve_collision(a, asn(65000), b, asn(64500)),
+            Keep::RemotelyInitiated
+        );
+        assert_eq!(
+            resolve_collision(b, asn(64500), a, asn(65000)),
+            Keep::LocallyInitiated
+        );
+        // RFC 6286 §2.3: equal identifiers, the larger AS initiated the survivor.
+        assert_eq!(
+            resolve_collision(a, asn(64500), a, asn(64502)),
+            Keep::RemotelyInitiated
+        );
+        assert_eq!(
+            resolve_collision(a, asn(64502), a, asn(64500)),
+            Keep::LocallyInitiated
+        );
     }
 }

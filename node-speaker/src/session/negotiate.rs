@@ -60,23 +60,23 @@ pub fn negotiate(cfg: &Config, ours: &Open, theirs: &Open) -> Result<Negotiated,
     if theirs.asn() != cfg.peer_asn.get() {
         return Err(OpenError::new(
             OpenSubcode::BadPeerAs,
-            "peer AS differs from the configured one",
+            format!("Bad Peer AS: got {}, want {}", theirs.asn(), cfg.peer_asn.get()),
         ));
     }
     // RFC 6286 §2.2: zero is never valid; equal identifiers only matter inside one AS.
     let peer_router_id = RouterId::try_from(theirs.router_id)
-        .map_err(|_| OpenError::new(OpenSubcode::BadBgpIdentifier, "BGP identifier is 0.0.0.0"))?;
+        .map_err(|_| OpenError::new(OpenSubcode::BadBgpIdentifier, "Bad BGP Identifier: 0.0.0.0"))?;
     if cfg.ibgp() && peer_router_id == cfg.router_id {
         return Err(OpenError::new(
             OpenSubcode::BadBgpIdentifier,
-            "iBGP peer has our BGP identifier",
+            format!("Bad BGP Identifier: iBGP peer has ours ({peer_router_id})"),
         ));
     }
     // RFC 4271 §4.2: "MUST reject Hold Time values of one or two seconds".
     if matches!(theirs.hold_time, 1 | 2) {
         return Err(OpenError::new(
             OpenSubcode::UnacceptableHoldTime,
-            "hold time of 1 or 2 seconds",
+            format!("Unacceptable Hold Time: {} s", theirs.hold_time),
         ));
     }
     let hold_time_secs = theirs.hold_time.min(ours.hold_time);
@@ -101,9 +101,11 @@ pub fn negotiate(cfg: &Config, ours: &Open, theirs: &Open) -> Result<Negotiated,
             .filter(|c| matches!(c, Capability::Multiprotocol(_)))
             .flat_map(Capability::tlv)
             .collect();
-        return Err(
-            OpenError::new(OpenSubcode::UnsupportedCapability, "no address family in common").with_data(data),
-        );
+        return Err(OpenError::new(
+            OpenSubcode::UnsupportedCapability,
+            "Unsupported Capability: no address family in common",
+        )
+        .with_data(data));
     }
     let peer_graceful_restart = theirs.graceful_restart().cloned();
     let graceful_notification = cfg.graceful_restart.enabled

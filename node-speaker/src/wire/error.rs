@@ -105,15 +105,16 @@ pub enum OpenSubcode {
 pub struct OpenError {
     pub subcode: OpenSubcode,
     pub data: Vec<u8>,
-    pub reason: &'static str,
+    /// What was wrong, with the values (it ends up in `lastDownReason`).
+    pub reason: std::borrow::Cow<'static, str>,
 }
 
 impl OpenError {
-    pub fn new(subcode: OpenSubcode, reason: &'static str) -> Self {
+    pub fn new(subcode: OpenSubcode, reason: impl Into<std::borrow::Cow<'static, str>>) -> Self {
         Self {
             subcode,
             data: Vec::new(),
-            reason,
+            reason: reason.into(),
         }
     }
 

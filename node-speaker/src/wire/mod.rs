@@ -94,6 +94,17 @@ pub enum Message {
 }
 
 impl Message {
+    /// The message type's name, for reasons and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Open(_) => "OPEN",
+            Message::Update(_) => "UPDATE",
+            Message::Notification(_) => "NOTIFICATION",
+            Message::Keepalive => "KEEPALIVE",
+            Message::RouteRefresh(_) => "ROUTE-REFRESH",
+        }
+    }
+
     pub fn type_code(&self) -> u8 {
         match self {
             Message::Open(_) => ty::OPEN,
