@@ -343,9 +343,14 @@ fn e2e_story() {
         "{TEST}: leader {leader} SIGKILLed; {new_leader} holds the Lease after {:.1} s (lease duration {lease_duration:?}, retry {retry_period:?})",
         failover.as_secs_f64()
     );
+    // The standby counts the lease duration from when *it* saw the last renewal (client-go's
+    // observed-time rule: no clock shared between replicas), and looks every retry period: it
+    // sees the last renewal up to one period late and acts up to one period after expiry.
+    // Measured 14.7-16.9 s with the chart's 15 s / 2 s.
+    let bound = lease_duration + 2 * retry_period + Duration::from_secs(1);
     assert!(
-        failover <= lease_duration + retry_period,
-        "failover took {failover:?}, more than the lease duration {lease_duration:?} + one retry period"
+        failover <= bound,
+        "failover took {failover:?}, more than the lease duration {lease_duration:?} + two retry periods"
     );
     // The new leader's first pass: let it run, then nothing correct may have been rewritten.
     std::thread::sleep(Duration::from_secs(5));
