@@ -16,7 +16,9 @@
 //! what this replica wrote last, a new leader, a relist after a 410, or a restart writes
 //! nothing that is already correct. Every write is an idempotent server-side apply under
 //! one field manager, so the short overlap any lease scheme allows only repeats identical
-//! writes.
+//! writes. A pass in flight when leadership is lost (the Lease taken, or not renewed by the
+//! renew deadline) or at shutdown is dropped, which cancels its writes in flight: none lands
+//! after the step-down unless the server had already committed it.
 
 mod watch;
 mod write;
@@ -112,9 +114,17 @@ pub async fn run(
         if *leader.borrow() {
             // Cancelled by shutdown: writes are idempotent applies, so a pass cut short
             // leaves nothing the next pass (or the next leader) does not repeat.
+            let mut lost = leader.clone();
             let report = tokio::select! {
                 report = reconciler.pass() => report,
                 _ = shutdown.wait_for(|s| *s) => break 'passes,
+                // Leadership lost mid-pass (the Lease was taken, or could not be renewed in
+                // time): drop the pass, which cancels the writes in flight, so that none of
+                // them lands after the step-down where the server has not committed it yet.
+                _ = lost.wait_for(|l| !*l) => {
+                    tracing::warn!("leadership lost during a pass: its writes in flight are cancelled");
+                    continue 'passes;
+                }
             };
             if !report.failures.is_empty() {
                 tracing::warn!(failures = ?report.failures, "pass incomplete; retrying");
