@@ -41,8 +41,10 @@ pub struct FileSource {
     pub passwords_file: Option<PathBuf>,
 }
 
-/// How long the intent file must be absent before everything is withdrawn.
-pub const ABSENT_FOR: Duration = Duration::from_secs(1);
+/// How long the intent file must be seen absent before everything is withdrawn: more than
+/// one poll (an editor's delete-and-rename takes a moment), little enough that a deleted
+/// file is withdrawn within about 750 ms.
+pub const ABSENT_FOR: Duration = Duration::from_millis(400);
 
 /// How often the files are looked at.
 const POLL: Duration = Duration::from_millis(250);
@@ -168,15 +170,20 @@ impl FileSource {
                 let now = stamps(&self);
                 if now == read {
                     settling = None;
-                    continue;
-                }
-                if settling != Some(now) {
-                    settling = Some(now);
+                    absent_since = None;
                     continue;
                 }
                 if now.0.is_none() {
+                    // Gone: only an absence that lasts counts (not an editor's rename).
                     let since = *absent_since.get_or_insert_with(tokio::time::Instant::now);
                     if since.elapsed() < ABSENT_FOR {
+                        continue;
+                    }
+                } else {
+                    absent_since = None;
+                    // Changed: read once it held still for a whole poll.
+                    if settling != Some(now) {
+                        settling = Some(now);
                         continue;
                     }
                 }
