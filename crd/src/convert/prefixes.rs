@@ -116,8 +116,10 @@ pub fn as_path_prepend_spec(prepend: &AsPathPrepend) -> AsPathPrependSpec {
 }
 
 /// Sources of a prefix map, inverted into groups: one per (source, attributes), sorted by
-/// source, then attributes (none first), prefixes sorted within. `attributes` holds the
-/// merged attributes of prefixes that carry any.
+/// source, then attributes (none first), prefixes sorted within, and split into groups of at
+/// most [`crate::MAX_PREFIXES_PER_GROUP`] (the CRD's bound: an apiserver, and the
+/// standalone speaker, refuse longer ones). `attributes` holds the merged attributes of
+/// prefixes that carry any.
 pub fn prefix_groups(
     prefixes: &BTreeMap<Prefix, BTreeSet<Source>>,
     attributes: &BTreeMap<Prefix, PathAttributes>,
@@ -131,10 +133,15 @@ pub fn prefix_groups(
     }
     groups
         .into_iter()
-        .map(|((source, attrs), prefixes)| PrefixGroup {
-            source: source_ref(source),
-            prefixes: prefixes.iter().map(Prefix::to_string).collect(),
-            attributes: attrs.map(path_attributes_spec),
+        .flat_map(|((source, attrs), prefixes)| {
+            prefixes
+                .chunks(crate::MAX_PREFIXES_PER_GROUP as usize)
+                .map(|chunk| PrefixGroup {
+                    source: source_ref(source),
+                    prefixes: chunk.iter().map(Prefix::to_string).collect(),
+                    attributes: attrs.map(path_attributes_spec),
+                })
+                .collect::<Vec<_>>()
         })
         .collect()
 }
