@@ -9,7 +9,6 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
-    process::Command,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -23,56 +22,11 @@ use crate::lab::{Lab, LabError, Process, Result, SPEAKER, SPEAKER_AS};
 pub const HTTP_PORT: u16 = 9473;
 
 /// The speaker binary of this build, built on demand (`cargo test -p bgpintent-tests` alone
-/// does not build other packages' binaries).
+/// does not build other packages' binaries), once per test process.
 pub fn binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    // target/<profile>/deps/<test> → target/<profile>/bgp-intent-speaker
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .to_path_buf();
-    let bin = profile_dir.join("bgp-intent-speaker");
-    static BUILD: std::sync::Once = std::sync::Once::new();
-    BUILD.call_once(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let release = profile_dir.file_name().is_some_and(|n| n == "release");
-        let mut cmd = Command::new(cargo);
-        // Variables `cargo test` sets for the test process would change build scripts'
-        // fingerprints (`rerun-if-env-changed`) and rebuild half the graph on every run: ring's
-        // build script tracks CARGO_MANIFEST_DIR, so inheriting it (= tests/) made this build
-        // and the next plain `cargo build` each rebuild ring and everything above it.
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy();
-            if key.starts_with("CARGO_PKG_")
-                || key.starts_with("CARGO_MANIFEST_")
-                || key.starts_with("CARGO_BIN_")
-                || [
-                    "CARGO_CRATE_NAME",
-                    "CARGO_PRIMARY_PACKAGE",
-                    "CARGO_TARGET_TMPDIR",
-                    "OUT_DIR",
-                ]
-                .contains(&&*key)
-            {
-                cmd.env_remove(&*key);
-            }
-        }
-        cmd.args([
-            "build",
-            "-q",
-            "-p",
-            "bgpintent-speaker",
-            "--bin",
-            "bgp-intent-speaker",
-        ]);
-        if release {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build");
-        assert!(status.success(), "building bgp-intent-speaker failed");
-    });
-    bin
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| crate::e2e::pod::cargo_bin("bgpintent-speaker", "bgp-intent-speaker"))
+        .clone()
 }
 
 /// An intent for the speaker node of the lab: router ID 192.0.2.1, AS 64500, next hops

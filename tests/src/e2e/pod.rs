@@ -34,8 +34,9 @@ pub fn cargo_bin(package: &str, bin: &str) -> PathBuf {
     let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    // As in `speaker::binary`: variables `cargo test` sets for the test would change build
-    // scripts' fingerprints and rebuild half the graph.
+    // Variables `cargo test` sets for the test process would change build scripts'
+    // fingerprints (`rerun-if-env-changed`) and rebuild half the graph on every run: ring's
+    // build script tracks CARGO_MANIFEST_DIR.
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy();
         if key.starts_with("CARGO_PKG_")
