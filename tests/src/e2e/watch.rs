@@ -208,6 +208,9 @@ pub struct ProbeSample {
     pub at: Instant,
     pub pod: String,
     pub liveness: Result<u16, String>,
+    /// Whether the liveness probe's `initialDelaySeconds` had passed since this process
+    /// started: before that the kubelet does not probe liveness, so no answer there counts.
+    pub liveness_due: bool,
     pub readiness: Result<u16, String>,
 }
 
@@ -228,6 +231,8 @@ impl ProbeWatch {
         let stop = Arc::new(AtomicBool::new(false));
         let (t, s, st) = (targets.clone(), samples.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
+            // When each target's current process was first seen (pid, time).
+            let mut started: std::collections::HashMap<String, (u32, Instant)> = Default::default();
             while !st.load(Ordering::Relaxed) {
                 let round = Instant::now();
                 let targets = t.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -237,6 +242,11 @@ impl ProbeWatch {
                         continue;
                     }
                     let at = Instant::now();
+                    let first = started.entry(target.name.clone()).or_insert((pid, at));
+                    if first.0 != pid {
+                        *first = (pid, at);
+                    }
+                    let liveness_due = at.duration_since(first.1) >= target.liveness.initial_delay;
                     let get = |p: &Probe| {
                         http::get(&target.ns, SocketAddr::new(target.ip, p.port), &p.path, p.timeout)
                             .map(|r| r.status)
@@ -252,6 +262,7 @@ impl ProbeWatch {
                         at,
                         pod: target.name.clone(),
                         liveness,
+                        liveness_due,
                         readiness,
                     });
                 }
@@ -282,7 +293,7 @@ impl ProbeWatch {
         let samples = self.samples();
         let bad = samples
             .iter()
-            .filter(|s| s.liveness != Ok(200))
+            .filter(|s| s.liveness_due && s.liveness != Ok(200))
             .take(10)
             .map(|s| format!("{} liveness {:?}", s.pod, s.liveness))
             .collect();
